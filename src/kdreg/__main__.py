@@ -1,0 +1,5 @@
+import sys
+
+from kdreg.cli import main
+
+sys.exit(main())

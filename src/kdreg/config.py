@@ -1,0 +1,78 @@
+"""params.yaml: loading, schema validation, and the per-run configs cut from it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
+
+
+def find_schema(params_path) -> Path | None:
+    """The schema beside a checkout's params.yaml (the package itself ships without the workflow)."""
+    for base in (Path(params_path).resolve().parent, Path.cwd()):
+        if (base / SCHEMA_RELPATH).exists():
+            return base / SCHEMA_RELPATH
+    return None
+
+
+def validate_params(params: dict, schema_path, source: str = "params") -> dict:
+    """Validate against the JSON schema, filling in its defaults; raise ValueError naming the offending key."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator_cls = jsonschema.validators.validator_for(schema)
+    # Fill defaults the way Snakemake's validate() does, so both see the same params.
+    def set_defaults(validator, properties, instance, schema_):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub:
+                    instance.setdefault(key, sub["default"])
+        yield from validator_cls.VALIDATORS["properties"](validator, properties, instance, schema_)
+
+    extended = jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+    errors = sorted(extended(schema).iter_errors(params), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors[:10]]
+        raise ValueError(f"{source} does not match {schema_path}:\n" + "\n".join(lines) +
+                         "\nFix these keys (the schema lists what each accepts).")
+    return params
+
+
+def load_params(path="params.yaml", schema=None) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such params file; run from the kdreg checkout or pass its path")
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from None
+    schema = schema or find_schema(path)
+    return validate_params(params, schema, str(path)) if schema else params
+
+
+def seeds(params: dict) -> list[int]:
+    return list(range(int(params["seeds"])))
+
+
+def teacher_config(params: dict, dataset: str) -> dict:
+    """Everything one teacher run reads, frozen beside its outputs."""
+    return {**params["datasets"][dataset]["teacher"], "tor": params["loss_options"]["tor"]}
+
+
+def student_config(params: dict, dataset: str) -> dict:
+    """Everything one student run reads, frozen beside its outputs."""
+    return {**params["datasets"][dataset]["student"], "loss_options": params["loss_options"],
+            "predict_head": params["predict_head"]}
+
+
+def read_config(text_or_path: str) -> dict:
+    """A run config given as a YAML/JSON file path or an inline JSON object."""
+    s = text_or_path.strip()
+    if s.startswith("{"):
+        return json.loads(s)
+    path = Path(text_or_path)
+    if not path.exists():
+        raise FileNotFoundError(f"config {text_or_path!r} is neither inline JSON nor an existing file")
+    return yaml.safe_load(path.read_text()) or {}

@@ -1,0 +1,115 @@
+"""Atomic writes, checked reads, and the provenance saved beside every run."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path in ``path``'s directory and rename it into place only if the block succeeds,
+    so a killed job never leaves a file that looks complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_npz(path, **arrays) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_npz(path, required=()) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz``; refuse a missing, truncated or incomplete file with a clear message."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file; run the step that produces it (e.g. `snakemake {path}`)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{path} is truncated or corrupt ({err}); delete it and rerun the step that makes it") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise ValueError(f"{path} lacks arrays {missing} (has {sorted(arrays)}); it was not written by this "
+                         "version of kdreg: delete it and rerun the step that makes it")
+    return arrays
+
+
+def _finite_or_none(obj):
+    """JSON has no NaN: undefined values (a precision with nothing rejected) are written as null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _finite_or_none(obj.item())
+    return obj
+
+
+def save_json(path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_finite_or_none(obj), indent=2, sort_keys=True) + "\n")
+
+
+def save_yaml(path, obj) -> None:
+    import yaml
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(_finite_or_none(obj), sort_keys=False))
+
+
+def git_commit() -> str | None:
+    """The commit of the kdreg checkout this code runs from, ``+dirty`` if it has local changes; None outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def provenance() -> dict:
+    """What produced a result: code commit and the versions that can change numbers."""
+    import torch
+
+    from kdreg import __version__
+    return {"kdreg": __version__, "git_commit": git_commit(), "torch": str(torch.__version__),
+            "numpy": np.__version__, "python": platform.python_version()}
+
+
+def save_checkpoint(path, state: dict) -> None:
+    import torch
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    import torch
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint; train it first")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise ValueError(f"{path} is truncated or corrupt ({err}); delete it and retrain") from None
