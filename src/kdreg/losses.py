@@ -37,6 +37,11 @@ def check_pair(a: Tensor, b: Tensor, names: str = "prediction and label") -> Non
                              f"(first at flat index {int(bad.flatten().nonzero()[0])}); clean or drop them first")
 
 
+def median(x: Tensor, dim: int | None = None) -> Tensor:
+    """The textbook median (mean of the two middle values for even counts); ``Tensor.median`` takes the lower."""
+    return torch.quantile(x, 0.5, dim=dim) if dim is not None else torch.quantile(x.flatten(), 0.5)
+
+
 def squared_norm(a: Tensor, b: Tensor) -> Tensor:
     """Per-sample ``‖a − b‖²``: ``(N, D), (N, D) -> (N,)``."""
     return (a - b).pow(2).sum(dim=-1)
@@ -194,8 +199,7 @@ class TukeyLoss(nn.Module):
         check_pair(s, y)
         r = s - y
         with torch.no_grad():
-            med = r.median(dim=0).values
-            mad = (r - med).abs().median(dim=0).values
+            mad = median((r - median(r, dim=0)).abs(), dim=0)
             scale = (MAD_TO_STD * mad).clamp_min(1e-8)
         u = r / scale
         inside = (1 - (u / self.c).pow(2)).clamp_min(0.0).pow(3)
@@ -251,7 +255,7 @@ class TORLoss(nn.Module):
         check_pair(t, y, "teacher and label")
         r = self.residual(y, t)
         if self.threshold == "mad":
-            self.delta = (self.k * MAD_TO_STD * r.median()).to(self.delta)
+            self.delta = (self.k * MAD_TO_STD * median(r)).to(self.delta)
         elif self.threshold == "quantile":
             self.delta = torch.quantile(r.double(), 1.0 - self.q).to(self.delta)
         return self
