@@ -48,32 +48,24 @@ def cmd_corrupt(a) -> None:
     NoisyLabels.make(ds.y_dev, a.kind, a.level, a.seed, a.spread).save(a.out)
 
 
-def _save_run(out: Path, kind: str, state: dict, config: dict, metrics: dict, **arrays) -> None:
-    from kdreg.io import provenance, save_checkpoint, save_json, save_npz, save_yaml
-    prov = provenance()
-    save_yaml(out / "config.yaml", {**state["run"], "config": config, "provenance": prov})
-    save_checkpoint(out / "model.pt", {**state, "kind": kind, "config": config, "provenance": prov})
-    save_npz(out / "predictions.npz", **arrays)
-    save_json(out / "metrics.json", metrics)  # written last: its presence marks the run finished
-
-
 def cmd_train_teacher(a) -> None:
     from kdreg.data import Dataset
+    from kdreg.jobs import save_run
     from kdreg.noise import NoisyLabels
     from kdreg.train import train_teacher
     _threads(a.threads)
     out = _out_dir(a.out_dir, a.overwrite)
     ds, noisy, cfg = Dataset.load(a.data), NoisyLabels.load(a.noisy), read_config(a.config)
     res = train_teacher(ds, noisy, cfg, a.seed, a.device)
-    run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": noisy.level, "seed": a.seed}
-    state = {"run": run, "model_config": res.model_config, "states": res.states,
-             "y_scaler": res.y_scaler.to_dict(), "x_scaler": res.x_scaler.to_dict() if res.x_scaler else None}
-    _save_run(out, "teacher", state, cfg, {**run, **res.metrics}, t_dev=res.t_dev, t_test=res.t_test)
+    run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": noisy.level, "seed": a.seed,
+           "model": "teacher"}
+    save_run(out, "teacher", run, cfg, res, res.metrics, {"t_dev": res.t_dev, "t_test": res.t_test})
 
 
 def cmd_train_student(a) -> None:
     from kdreg.data import Dataset
     from kdreg.io import load_npz
+    from kdreg.jobs import save_run
     from kdreg.models import TwoHeadOutput
     from kdreg.noise import NoisyLabels
     from kdreg.train import train_student
@@ -83,12 +75,10 @@ def cmd_train_student(a) -> None:
     t_dev = load_npz(a.teacher, ("t_dev",))["t_dev"] if a.teacher else None
     res = train_student(ds, noisy, t_dev, a.method, cfg, a.seed, a.device)
     run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": noisy.level, "seed": a.seed,
-           "method": a.method}
-    state = {"run": run, "model_config": res.model_config, "states": [res.state],
-             "y_scaler": res.y_scaler.to_dict(), "x_scaler": res.x_scaler.to_dict() if res.x_scaler else None}
+           "model": a.method}
     pred = res.test_pred
     arrays = {"label": pred.label, "teacher": pred.teacher} if isinstance(pred, TwoHeadOutput) else {"label": pred}
-    _save_run(out, "student", state, cfg, {**run, **res.metrics}, **arrays)
+    save_run(out, "student", run, cfg, res, res.metrics, arrays)
 
 
 def cmd_evaluate(a) -> None:
@@ -119,6 +109,59 @@ def cmd_evaluate(a) -> None:
     if a.out:
         save_json(a.out, metrics)
     print(json.dumps(metrics, indent=2))
+
+
+def _members(specs):
+    from kdreg.layout import parse_member
+    return [parse_member(m) for m in specs]
+
+
+def cmd_train_teachers(a) -> None:
+    from kdreg.jobs import run_teachers
+    _threads(a.threads)
+    run_teachers(a.data, a.kind, _members(a.models), read_config(a.config), a.out_dir, a.device)
+
+
+def cmd_train_students(a) -> None:
+    from kdreg.jobs import run_students
+    _threads(a.threads)
+    run_students(a.data, a.kind, _members(a.models), a.method, read_config(a.config), a.out_dir, a.teacher_dir,
+                 a.device)
+
+
+def cmd_collect(a) -> None:
+    from kdreg.io import atomic_path
+    from kdreg.jobs import finished_runs
+    from kdreg.results import collect
+    runs = collect(finished_runs(a.groups))
+    with atomic_path(a.out) as tmp:
+        runs.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def cmd_aggregate(a) -> None:
+    from kdreg.results import aggregate
+    aggregate(a.runs, a.task, a.methods, a.metrics, a.table_md, a.table_csv, a.error_csv, a.rejection_csv,
+              a.error_wide_csv)
+
+
+def cmd_fits(a) -> None:
+    from kdreg.io import atomic_path
+    from kdreg.results import fits
+    students = dict(s.split("=", 1) for s in a.student)
+    curves, points = fits(a.data, a.noisy, a.teacher, students)
+    for df, path in ((curves, a.out), (points, a.points_out)):
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def cmd_plot(a) -> None:
+    from kdreg import plots
+    if a.kind == "error-vs-noise":
+        plots.error_vs_noise(a.inputs[0], a.out, a.title)
+    elif a.kind == "fits":
+        plots.fits(a.inputs[0], a.inputs[1], a.out, a.title)
+    else:
+        plots.rejection(a.inputs[0], a.out, a.title)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +206,56 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher", help="the teacher's predictions.npz (methods that use a teacher)")
     common_train(s)
     s.set_defaults(func=cmd_train_student)
+
+    def group_train(s):
+        s.add_argument("--data", required=True, help="the dataset file (data/{dataset}/clean.npz)")
+        s.add_argument("--kind", required=True, choices=KINDS, help="noise kind (noisy labels are read from "
+                       "data/{dataset}/noisy/{kind}_p{level}_s{seed}.npz)")
+        s.add_argument("--models", nargs="+", required=True, metavar="LEVEL:SEED")
+        s.add_argument("--config", required=True, help="run settings: a YAML/JSON file or inline JSON")
+        s.add_argument("--device", default="auto")
+        s.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        s.add_argument("--out-dir", required=True, help="group directory; one run directory per model inside")
+
+    s = sub.add_parser("train-teachers", help="train a group of teachers (one per LEVEL:SEED)")
+    group_train(s)
+    s.set_defaults(func=cmd_train_teachers)
+
+    s = sub.add_parser("train-students", help="train a group of students of one method (one per LEVEL:SEED)")
+    s.add_argument("--method", required=True, choices=list(METHODS))
+    s.add_argument("--teacher-dir", help="the teachers' group directory (methods that use a teacher)")
+    group_train(s)
+    s.set_defaults(func=cmd_train_students)
+
+    s = sub.add_parser("collect", help="gather every finished run's metrics into one CSV")
+    s.add_argument("--groups", nargs="+", required=True, help="group directories")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_collect)
+
+    s = sub.add_parser("aggregate", help="mean / std / 95%% CI tables, metrics JSON and plot data")
+    s.add_argument("--runs", required=True)
+    s.add_argument("--task", default="regression")
+    s.add_argument("--methods", nargs="+", required=True)
+    for name in ("metrics", "table-md", "table-csv", "error-csv", "rejection-csv"):
+        s.add_argument(f"--{name}", required=True)
+    s.add_argument("--error-wide-csv", help="error vs noise, one column per model (for dvc plots)")
+    s.set_defaults(func=cmd_aggregate)
+
+    s = sub.add_parser("fits", help="plot data of the fitted curves (1-D inputs)")
+    s.add_argument("--data", required=True)
+    s.add_argument("--noisy", required=True)
+    s.add_argument("--teacher", required=True, help="a teacher run directory")
+    s.add_argument("--student", nargs="+", required=True, metavar="NAME=RUN_DIR")
+    s.add_argument("--out", required=True)
+    s.add_argument("--points-out", required=True)
+    s.set_defaults(func=cmd_fits)
+
+    s = sub.add_parser("plot", help="draw a figure from plot data")
+    s.add_argument("kind", choices=["error-vs-noise", "fits", "rejection"])
+    s.add_argument("inputs", nargs="+")
+    s.add_argument("--out", required=True)
+    s.add_argument("--title", default="")
+    s.set_defaults(func=cmd_plot)
 
     s = sub.add_parser("evaluate", help="recompute a checkpoint's test metrics")
     s.add_argument("--checkpoint", required=True)

@@ -40,6 +40,23 @@ def validate_params(params: dict, schema_path, source: str = "params") -> dict:
     return params
 
 
+def check_params(params: dict, source: str = "params") -> dict:
+    """Cross-key rules a JSON schema cannot state."""
+    problems = []
+    enabled = [name for name, cfg in params.get("datasets", {}).items() if cfg.get("enabled")]
+    if not enabled:
+        problems.append("datasets: no dataset is enabled; set datasets.sinusoid.enabled: true")
+    fig = params.get("figures", {})
+    levels = [float(v) for v in params.get("noise", {}).get("levels", [])]
+    if "fits_level" in fig and float(fig["fits_level"]) not in levels:
+        problems.append(f"figures.fits_level: {fig['fits_level']} is not one of noise.levels {levels}")
+    if "fits_seed" in fig and "seeds" in params and fig["fits_seed"] >= params["seeds"]:
+        problems.append(f"figures.fits_seed: {fig['fits_seed']} is not below seeds ({params['seeds']})")
+    if problems:
+        raise ValueError(f"{source}: " + "; ".join(problems))
+    return params
+
+
 def load_params(path="params.yaml", schema=None) -> dict:
     path = Path(path)
     if not path.exists():
@@ -49,7 +66,9 @@ def load_params(path="params.yaml", schema=None) -> dict:
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from None
     schema = schema or find_schema(path)
-    return validate_params(params, schema, str(path)) if schema else params
+    if schema:
+        validate_params(params, schema, str(path))
+    return check_params(params, str(path))
 
 
 def seeds(params: dict) -> list[int]:

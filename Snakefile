@@ -1,0 +1,29 @@
+# kdreg: knowledge distillation for regression with noisy labels (Takamoto et al., MIPR 2020).
+#
+#   snakemake --cores 2 figures        every enabled dataset's figures (and what they need)
+#   snakemake --cores 2 tables | metrics | all
+#
+# params.yaml is the only configuration; it is validated against workflow/schemas/ before any job runs.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/teacher.smk"
+include: "workflow/rules/students.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.figures.input,
+        rules.tables.input,
+        rules.metrics.input,

@@ -1,0 +1,84 @@
+"""The pipeline's training jobs: a group of (noise level, seed) models of one kind, trained in one process.
+
+Each model gets its own run directory ``p{level}_s{seed}/`` holding ``config.yaml`` (frozen config, seed, git
+commit, package versions), ``model.pt``, ``predictions.npz`` and ``metrics.json`` (written last: its presence
+marks the run finished).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdreg import layout
+from kdreg.data import Dataset
+from kdreg.io import load_npz, provenance, save_checkpoint, save_json, save_npz, save_yaml
+from kdreg.models import TwoHeadOutput
+from kdreg.noise import NoisyLabels
+
+
+def save_run(out: Path, kind: str, run: dict, config: dict, result, metrics: dict, arrays: dict) -> None:
+    """Write one finished run; ``result`` is a TeacherResult or StudentResult."""
+    out = Path(out)
+    prov = provenance()
+    states = result.states if hasattr(result, "states") else [result.state]
+    save_yaml(out / "config.yaml", {**run, "config": config, "provenance": prov})
+    save_checkpoint(out / "model.pt", {
+        "kind": kind, "run": run, "config": config, "provenance": prov, "model_config": result.model_config,
+        "states": states, "y_scaler": result.y_scaler.to_dict(),
+        "x_scaler": result.x_scaler.to_dict() if result.x_scaler is not None else None})
+    save_npz(out / "predictions.npz", **arrays)
+    save_json(out / "metrics.json", {**run, **metrics})
+
+
+def _load_member(dataset: str, kind: str, level: float, seed: int) -> NoisyLabels:
+    noisy = NoisyLabels.load(layout.noisy_path(dataset, kind, level, seed))
+    if noisy.kind != kind or layout.level_tag(noisy.level) != layout.level_tag(level) or noisy.seed != seed:
+        raise ValueError(f"{layout.noisy_path(dataset, kind, level, seed)} holds {noisy.kind} noise at level "
+                         f"{noisy.level}, seed {noisy.seed}; delete it and rerun the noise step")
+    return noisy
+
+
+def run_teachers(data: str, kind: str, members: list[tuple[float, int]], config: dict, out_dir: str,
+                 device: str = "auto") -> None:
+    """Train the teacher of every (level, seed) in ``members`` and cache its predictions."""
+    from kdreg.train import train_teacher
+    ds = Dataset.load(data)
+    for level, seed in members:
+        noisy = _load_member(ds.name, kind, level, seed)
+        res = train_teacher(ds, noisy, config, seed, device)
+        run = {"dataset": ds.name, "noise_kind": kind, "noise_level": level, "seed": seed, "model": "teacher"}
+        save_run(Path(out_dir) / layout.member_name(level, seed), "teacher", run, config, res, res.metrics,
+                 {"t_dev": res.t_dev, "t_test": res.t_test})
+
+
+def run_students(data: str, kind: str, members: list[tuple[float, int]], method: str, config: dict,
+                 out_dir: str, teacher_dir: str | None, device: str = "auto") -> None:
+    """Train one ``method`` student for every (level, seed) in ``members`` from the cached teacher predictions."""
+    from kdreg.losses import get_method
+    from kdreg.train import train_student
+    ds = Dataset.load(data)
+    needs_teacher = get_method(method).uses_teacher
+    if needs_teacher and not teacher_dir:
+        raise ValueError(f"method {method!r} needs the teacher's group directory (--teacher-dir)")
+    for level, seed in members:
+        noisy = _load_member(ds.name, kind, level, seed)
+        t_dev = None
+        if needs_teacher:
+            path = Path(teacher_dir) / layout.member_name(level, seed) / "predictions.npz"
+            t_dev = load_npz(path, ("t_dev",))["t_dev"]
+        res = train_student(ds, noisy, t_dev, method, config, seed, device)
+        run = {"dataset": ds.name, "noise_kind": kind, "noise_level": level, "seed": seed, "model": method}
+        pred = res.test_pred
+        arrays = ({"label": pred.label, "teacher": pred.teacher} if isinstance(pred, TwoHeadOutput)
+                  else {"label": pred})
+        save_run(Path(out_dir) / layout.member_name(level, seed), "student", run, config, res, res.metrics, arrays)
+
+
+def finished_runs(group_dirs) -> list[Path]:
+    """Every finished run directory under the given group directories, in a stable order."""
+    runs = []
+    for g in group_dirs:
+        g = Path(g)
+        if not g.is_dir():
+            raise FileNotFoundError(f"{g}: no such run group; run the training step that makes it")
+        runs += sorted(p.parent for p in g.glob("*/metrics.json"))
+    return runs

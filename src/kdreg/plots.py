@@ -1,0 +1,76 @@
+"""Figures, drawn only from the small CSVs the aggregation writes: restyling never retrains."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the pipeline runs on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from kdreg.io import atomic_path  # noqa: E402
+
+# Fixed colours per method so every figure of every dataset reads the same way.
+COLORS = {"teacher": "black", "scratch": "tab:red", "oracle": "tab:gray", "kd": "tab:olive", "kd_mix": "tab:cyan",
+          "teacher_bounded": "tab:pink", "ail": "tab:brown", "huber": "tab:purple", "tukey": "goldenrod",
+          "tor": "tab:orange", "multitask": "tab:green", "tor_multitask": "tab:blue"}
+EMPHASIS = {"scratch", "tor_multitask", "teacher", "oracle"}
+LABELS = {"rmse": "test RMSE", "mae": "test MAE", "angular_deg": "mean angular error (°)"}
+
+
+def _save(fig, path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def error_vs_noise(csv: str, out: str, title: str = "", log: bool = True) -> None:
+    df = pd.read_csv(csv)
+    metric = [c for c in df.columns if c not in ("model", "noise_level", "n", "ci95", "low", "high")][0]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for model, g in df.groupby("model", sort=False):
+        strong = model in EMPHASIS
+        ax.plot(g.noise_level, g[metric], marker="o", ms=4 if strong else 3, lw=2.2 if strong else 1.0,
+                color=COLORS.get(model), alpha=1.0 if strong else 0.7, label=model,
+                ls="--" if model in ("teacher", "oracle") else "-")
+        ax.fill_between(g.noise_level, g.low.clip(lower=1e-12) if log else g.low, g.high,
+                        color=COLORS.get(model), alpha=0.15 if strong else 0.06, lw=0)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("label-noise level p (share of corrupted training labels)")
+    ax.set_ylabel(LABELS.get(metric, metric) + " (mean, 95% CI over seeds)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    _save(fig, out)
+
+
+def fits(curves_csv: str, points_csv: str, out: str, title: str = "") -> None:
+    curves, points = pd.read_csv(curves_csv), pd.read_csv(points_csv)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    clean, bad = points[~points.corrupted], points[points.corrupted]
+    ax.scatter(clean.x, clean.y, s=5, color="tab:gray", alpha=0.5, label="training labels (clean)")
+    ax.scatter(bad.x, bad.y, s=7, color="tab:red", marker="x", alpha=0.6, label="training labels (corrupted)")
+    ax.plot(curves.x, curves.clean, color="black", lw=1, ls=":", label="sin(x)")
+    for name in [c for c in curves.columns if c not in ("x", "clean")]:
+        ax.plot(curves.x, curves[name], lw=2, color=COLORS.get(name), label=name)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    _save(fig, out)
+
+
+def rejection(csv: str, out: str, title: str = "") -> None:
+    df = pd.read_csv(csv)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (model, metric), g in df.groupby(["model", "metric"], sort=True):
+        ax.errorbar(g.noise_level, g["mean"], yerr=g.ci95, marker="o" if metric.endswith("precision") else "s",
+                    ls="-" if metric.endswith("precision") else "--", color=COLORS.get(model), capsize=3,
+                    label=f"{model}: {metric.removeprefix('rejection_')}")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("label-noise level p")
+    ax.set_ylabel("TOR rejection vs the true corruption mask")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, out)

@@ -1,0 +1,50 @@
+# Shared helpers: params validation, the model groups, the package sources each stage runs.
+import json
+import shlex
+from pathlib import Path
+
+from kdreg import layout
+from kdreg.config import check_params, student_config, teacher_config, validate_params
+
+# Our own validation (not snakemake.utils.validate) so a bad value is reported with its full key path.
+try:
+    validate_params(config, workflow.source_path("../schemas/params.schema.yaml"), "params.yaml")
+    check_params(config, "params.yaml")
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+
+DATASETS = layout.enabled_datasets(config)
+KIND = config["noise"]["kind"]
+METHODS = config["methods"]
+GROUPS = layout.groups(config)
+THREADS = config["pipeline"]["threads"]
+TASKS = {"sinusoid": "regression"}
+
+# The package modules each stage runs: an edited module reruns exactly the jobs that import it.
+# Absolute, so the workflow also runs with --directory elsewhere (tests, clusters).
+SRC = Path(workflow.basedir) / "src" / "kdreg"
+CORE = [SRC / f for f in ("__init__.py", "cli.py", "config.py", "io.py", "layout.py", "seeding.py")]
+DATA_SRC = CORE + [SRC / f for f in ("data.py", "noise.py")]
+TRAIN_SRC = DATA_SRC + [SRC / f for f in ("losses.py", "models.py", "train.py", "jobs.py", "metrics.py")]
+RESULTS_SRC = CORE + [SRC / f for f in ("jobs.py", "results.py")]
+PLOT_SRC = CORE + [SRC / "plots.py"]
+
+
+wildcard_constraints:
+    dataset="[a-z0-9_]+",
+    level=r"[0-9.]+",
+    seed=r"\d+",
+    group=r"\d+",
+    method="|".join(METHODS),
+
+
+def quoted_json(obj):
+    return shlex.quote(json.dumps(obj, sort_keys=True))
+
+
+def group_members(wildcards):
+    return " ".join(layout.member_spec(level, seed) for level, seed in GROUPS[int(wildcards.group)])
+
+
+def group_noisy(wildcards):
+    return [layout.noisy_path(wildcards.dataset, KIND, level, seed) for level, seed in GROUPS[int(wildcards.group)]]

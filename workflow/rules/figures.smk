@@ -1,0 +1,83 @@
+# Figures: drawn from the small plot-data CSVs only, so restyling a figure never retrains.
+FITS_LEVEL, FITS_SEED = config["figures"]["fits_level"], config["figures"]["fits_seed"]
+FITS_MEMBER = (float(FITS_LEVEL), int(FITS_SEED))
+FITS_GROUP = next(g for g, members in enumerate(GROUPS) if FITS_MEMBER in members)
+FITS_RUN = layout.member_name(*FITS_MEMBER)
+FITS_STUDENTS = [m for m in ("scratch", "tor_multitask") if m in METHODS]
+
+
+rule fits_data:
+    input:
+        data="data/{dataset}/clean.npz",
+        noisy=layout.noisy_path("{dataset}", KIND, *FITS_MEMBER),
+        teacher=layout.teacher_group_dir("{dataset}", KIND, FITS_GROUP),
+        students=expand(layout.student_group_dir("{{dataset}}", KIND, "{method}", FITS_GROUP), method=FITS_STUDENTS),
+        code=RESULTS_SRC,
+    output:
+        curves="results/plots/{dataset}_fits.csv",
+        points="results/plots/{dataset}_fits_points.csv",
+    params:
+        students=" ".join(f"{m}={layout.student_group_dir('{dataset}', KIND, m, FITS_GROUP)}/{FITS_RUN}"
+                          for m in FITS_STUDENTS),
+    log:
+        "results/logs/fits/{dataset}.log",
+    shell:
+        "python -m kdreg fits --data {input.data} --noisy {input.noisy} --teacher {input.teacher}/%s"
+        " --student {params.students} --out {output.curves} --points-out {output.points} > {log} 2>&1" % FITS_RUN
+
+
+rule plot_error_vs_noise:
+    input:
+        data="results/plots/{dataset}_error_vs_noise.csv",
+        code=PLOT_SRC,
+    output:
+        "results/figures/{dataset}_error_vs_noise.png",
+    params:
+        title=lambda w: shlex.quote(f"{w.dataset}: test error vs label noise ({KIND})"),
+    log:
+        "results/logs/figures/{dataset}_error_vs_noise.log",
+    shell:
+        "python -m kdreg plot error-vs-noise {input.data} --out {output} --title {params.title} > {log} 2>&1"
+
+
+rule plot_fits:
+    input:
+        curves="results/plots/{dataset}_fits.csv",
+        points="results/plots/{dataset}_fits_points.csv",
+        code=PLOT_SRC,
+    output:
+        "results/figures/{dataset}_fits.png",
+    params:
+        title=lambda w: shlex.quote(f"{w.dataset}: fits at p = {FITS_LEVEL:g}, seed {FITS_SEED} ({KIND} noise)"),
+    log:
+        "results/logs/figures/{dataset}_fits.log",
+    shell:
+        "python -m kdreg plot fits {input.curves} {input.points} --out {output} --title {params.title} > {log} 2>&1"
+
+
+rule plot_rejection:
+    input:
+        data="results/plots/{dataset}_rejection.csv",
+        code=PLOT_SRC,
+    output:
+        "results/figures/{dataset}_rejection.png",
+    params:
+        title=lambda w: shlex.quote(f"{w.dataset}: TOR rejection quality ({KIND} noise)"),
+    log:
+        "results/logs/figures/{dataset}_rejection.log",
+    shell:
+        "python -m kdreg plot rejection {input.data} --out {output} --title {params.title} > {log} 2>&1"
+
+
+def dataset_figures(dataset):
+    figs = [f"results/figures/{dataset}_error_vs_noise.png"]
+    if dataset == "sinusoid":  # 1-D input: the fitted curves can be drawn
+        figs.append(f"results/figures/{dataset}_fits.png")
+    if {"tor", "tor_multitask"} & set(METHODS):
+        figs.append(f"results/figures/{dataset}_rejection.png")
+    return figs
+
+
+rule figures:
+    input:
+        [f for d in DATASETS for f in dataset_figures(d)],
