@@ -27,20 +27,24 @@ def error_vs_noise(csv: str, out: str, title: str = "", log: bool = True) -> Non
     df = pd.read_csv(csv)
     metric = [c for c in df.columns if c not in ("model", "noise_level", "n", "ci95", "low", "high")][0]
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    # A log axis spans the teacher's clean-label error and the noisy scratch error; a band reaching below zero
+    # (a wide interval over few seeds) is clipped at a third of the smallest mean, not drawn to 1e-12.
+    floor = df[metric][df[metric] > 0].min() / 3 if log else None
     for model, g in df.groupby("model", sort=False):
         strong = model in EMPHASIS
         ax.plot(g.noise_level, g[metric], marker="o", ms=4 if strong else 3, lw=2.2 if strong else 1.0,
                 color=COLORS.get(model), alpha=1.0 if strong else 0.7, label=model,
                 ls="--" if model in ("teacher", "oracle") else "-")
-        ax.fill_between(g.noise_level, g.low.clip(lower=1e-12) if log else g.low, g.high,
+        ax.fill_between(g.noise_level, g.low.clip(lower=floor) if log else g.low, g.high,
                         color=COLORS.get(model), alpha=0.15 if strong else 0.06, lw=0)
     if log:
         ax.set_yscale("log")
+        ax.set_ylim(bottom=floor)
     ax.set_xlabel("label-noise level p (share of corrupted training labels)")
     ax.set_ylabel(LABELS.get(metric, metric) + " (mean, 95% CI over seeds)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save(fig, out)
 
 
@@ -61,12 +65,21 @@ def fits(curves_csv: str, points_csv: str, out: str, title: str = "") -> None:
 
 
 def rejection(csv: str, out: str, title: str = "") -> None:
+    # Precision and recall are about corrupted samples, so p = 0 (none) is left out.
     df = pd.read_csv(csv)
+    df = df[df.noise_level > 0]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for (model, metric), g in df.groupby(["model", "metric"], sort=True):
-        ax.errorbar(g.noise_level, g["mean"], yerr=g.ci95, marker="o" if metric.endswith("precision") else "s",
-                    ls="-" if metric.endswith("precision") else "--", color=COLORS.get(model), capsize=3,
-                    label=f"{model}: {metric.removeprefix('rejection_')}")
+    # tor and tor_multitask reject with the same mask (same teacher, same threshold): draw each distinct series
+    # once and name every method it belongs to.
+    series: dict[tuple, list[str]] = {}
+    for model, g in df.groupby("model", sort=True):
+        key = tuple(g.sort_values(["metric", "noise_level"])["mean"].round(9))
+        series.setdefault(key, []).append(model)
+    for models in series.values():
+        for metric, g in df[df.model == models[0]].groupby("metric"):
+            ax.errorbar(g.noise_level, g["mean"], yerr=g.ci95, marker="o" if metric.endswith("precision") else "s",
+                        ls="-" if metric.endswith("precision") else "--", color=COLORS.get(models[-1]), capsize=3,
+                        label=f"{' = '.join(models)}: {metric.removeprefix('rejection_')}")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("label-noise level p")
     ax.set_ylabel("TOR rejection vs the true corruption mask")

@@ -1,0 +1,106 @@
+"""The Snakemake workflow and the DVC stage, run for real on a shrunk config."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT, copy_checkout, shrink, snakemake
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    stats = dry_run_output.split("Job stats:", 1)[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, flags=re.M)}
+
+
+def test_dry_run_has_the_expected_jobs(workdir):
+    counts = job_counts(snakemake(workdir, "-n", "figures").stdout)
+    # 2 levels x 2 seeds = 4 models: one noise job each, one group for teachers, one per student method
+    assert counts["make_data"] == 1 and counts["corrupt"] == 4
+    assert counts["train_teachers"] == 1 and counts["train_students"] == 3
+    assert counts["collect"] == counts["aggregate"] == counts["fits_data"] == 1
+    assert counts["plot_error_vs_noise"] == counts["plot_fits"] == counts["plot_rejection"] == 1
+
+
+def test_group_size_cuts_training_into_more_jobs(workdir):
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["pipeline"]["group_size"] = 1
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    counts = job_counts(snakemake(workdir, "-n", "all").stdout)
+    assert counts["train_teachers"] == 4 and counts["train_students"] == 3 * 4
+
+
+def test_default_params_dry_run(tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    counts = job_counts(snakemake(tmp_path, "-n", "all").stdout)
+    assert counts["corrupt"] == 5 * 10 and counts["train_students"] == 11
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p["noise"].update(levels=[0.0, 1.5]), "noise.levels.1"),
+    (lambda p: p.update(methods=["scratch", "tor_multitsk"]), "methods.1"),
+    (lambda p: p.update(sede=3), "sede"),
+    (lambda p: p.update(seeds="ten"), "seeds"),
+    (lambda p: p["datasets"]["sinusoid"]["student"]["train"].update(lr=-1), "datasets.sinusoid.student.train.lr"),
+    (lambda p: p["loss_options"]["tor"].update(threshold="fixed", delta=None), "loss_options.tor"),
+    (lambda p: p["figures"].update(fits_level=0.2), "figures.fits_level"),
+])
+def test_bad_params_fail_before_any_job_naming_the_key(workdir, edit, message):
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    edit(params)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = snakemake(workdir, "-n", "all", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (workdir / "data").exists()
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end(workdir):
+    snakemake(workdir, "all")
+    res = workdir / "results"
+    for name in ("figures/sinusoid_error_vs_noise.png", "figures/sinusoid_fits.png",
+                 "figures/sinusoid_rejection.png", "tables/sinusoid.md", "tables/sinusoid.csv"):
+        assert (res / name).stat().st_size > 0, name
+    metrics = json.loads((res / "metrics/sinusoid.json").read_text())
+    for key in ("p0.3.tor_multitask.rmse_mean", "p0.3.tor_multitask.rmse_ci95", "p0.3.tor_multitask.rmse_vs_scratch",
+                "p0.3.tor_multitask.teacher_head_rmse_mean", "p0.3.tor.rejection_precision_mean",
+                "p0.3.teacher.rmse_mean", "p0.scratch.rmse_mean"):
+        assert key in metrics, key
+    table = (res / "tables/sinusoid.md").read_text()
+    assert "tor_multitask (teacher head)" in table and "p=0.3" in table
+    # every model's run directory holds its frozen config with seed, commit and versions
+    cfg = yaml.safe_load(next((workdir / "models").rglob("tor_multitask/g0/p0.3_s1/config.yaml")).read_text())
+    assert cfg["seed"] == 1 and cfg["noise_level"] == 0.3
+    assert {"git_commit", "torch", "kdreg"} <= set(cfg["provenance"])
+    assert cfg["config"]["train"]["epochs"] == 60
+    # a second run has nothing to do; restyling (touching the plot code) redraws without retraining
+    assert "Nothing to be done" in snakemake(workdir, "-n", "all").stdout
+
+
+@pytest.mark.slow
+def test_dvc_repro_twice_second_is_a_no_op(tmp_path, committed_params):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    copy_checkout(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(shrink(committed_params), sort_keys=False))
+    shutil.rmtree(tmp_path / "results", ignore_errors=True)
+    # dvc runs the stage's `snakemake` command from PATH: make it this interpreter's
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env_run = lambda *cmd: subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env)  # noqa: E731
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@t"], ["git", "config", "user.name", "t"]):
+        assert env_run(*cmd).returncode == 0
+    dvc = [sys.executable, "-m", "dvc"]
+    first = env_run(*dvc, "repro")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert (tmp_path / "results/metrics/sinusoid.json").exists()
+    assert (tmp_path / "dvc.lock").exists()
+    second = env_run(*dvc, "repro")
+    assert second.returncode == 0, second.stderr
+    assert "didn't change, skipping" in second.stdout and "Running stage" not in second.stdout
+    status = env_run(*dvc, "status")
+    assert "up to date" in status.stdout
