@@ -74,12 +74,23 @@ def test_pipeline_end_to_end(workdir):
     table = (res / "tables/sinusoid.md").read_text()
     assert "tor_multitask (teacher head)" in table and "p=0.3" in table
     # every model's run directory holds its frozen config with seed, commit and versions
-    cfg = yaml.safe_load(next((workdir / "models").rglob("tor_multitask/g0/p0.3_s1/config.yaml")).read_text())
+    cfg = yaml.safe_load(next((workdir / "models").rglob("tor_multitask/g0-*/p0.3_s1/config.yaml")).read_text())
     assert cfg["seed"] == 1 and cfg["noise_level"] == 0.3
     assert {"git_commit", "torch", "kdreg"} <= set(cfg["provenance"])
     assert cfg["config"]["train"]["epochs"] == 60
-    # a second run has nothing to do; restyling (touching the plot code) redraws without retraining
+    # a second run has nothing to do
     assert "Nothing to be done" in snakemake(workdir, "-n", "all").stdout
+    # A params change reruns exactly the jobs it affects, even without Snakemake's run records (a fresh clone
+    # after `dvc pull` has none): the changed setting is part of the output path.
+    shutil.rmtree(workdir / ".snakemake")
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["loss_options"]["tor"]["k"] = 2.0
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    dry = snakemake(workdir, "-n", "all").stdout
+    counts = job_counts(dry)
+    assert counts["train_students"] == 2 and "train_teachers" not in counts and "corrupt" not in counts
+    trained = [m.group(1) for m in re.finditer(r"output: (models/\S+/students/(\w+)/g\S+)", dry)]
+    assert sorted(t.split("/students/")[1].split("/")[0] for t in trained) == ["tor", "tor_multitask"]
 
 
 @pytest.mark.slow

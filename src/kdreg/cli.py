@@ -119,13 +119,13 @@ def _members(specs):
 def cmd_train_teachers(a) -> None:
     from kdreg.jobs import run_teachers
     _threads(a.threads)
-    run_teachers(a.data, a.kind, _members(a.models), read_config(a.config), a.out_dir, a.device)
+    run_teachers(a.data, a.noisy_dir, _members(a.models), read_config(a.config), a.out_dir, a.device)
 
 
 def cmd_train_students(a) -> None:
     from kdreg.jobs import run_students
     _threads(a.threads)
-    run_students(a.data, a.kind, _members(a.models), a.method, read_config(a.config), a.out_dir, a.teacher_dir,
+    run_students(a.data, a.noisy_dir, _members(a.models), a.method, read_config(a.config), a.out_dir, a.teacher_dir,
                  a.device)
 
 
@@ -139,7 +139,13 @@ def cmd_collect(a) -> None:
 
 
 def cmd_aggregate(a) -> None:
+    import shutil
+
+    from kdreg.io import atomic_path
     from kdreg.results import aggregate
+    if a.runs_copy:
+        with atomic_path(a.runs_copy) as tmp:
+            shutil.copyfile(a.runs, tmp)
     aggregate(a.runs, a.task, a.methods, a.metrics, a.table_md, a.table_csv, a.error_csv, a.rejection_csv,
               a.error_wide_csv)
 
@@ -209,8 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def group_train(s):
         s.add_argument("--data", required=True, help="the dataset file (data/{dataset}/clean.npz)")
-        s.add_argument("--kind", required=True, choices=KINDS, help="noise kind (noisy labels are read from "
-                       "data/{dataset}/noisy/{kind}_p{level}_s{seed}.npz)")
+        s.add_argument("--noisy-dir", required=True, help="directory of the noisy labels p{level}_s{seed}.npz")
         s.add_argument("--models", nargs="+", required=True, metavar="LEVEL:SEED")
         s.add_argument("--config", required=True, help="run settings: a YAML/JSON file or inline JSON")
         s.add_argument("--device", default="auto")
@@ -239,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("metrics", "table-md", "table-csv", "error-csv", "rejection-csv"):
         s.add_argument(f"--{name}", required=True)
     s.add_argument("--error-wide-csv", help="error vs noise, one column per model (for dvc plots)")
+    s.add_argument("--runs-copy", help="also copy the per-run table here (the git-tracked copy)")
     s.set_defaults(func=cmd_aggregate)
 
     s = sub.add_parser("fits", help="plot data of the fitted curves (1-D inputs)")

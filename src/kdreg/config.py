@@ -77,12 +77,20 @@ def seeds(params: dict) -> list[int]:
 
 def teacher_config(params: dict, dataset: str) -> dict:
     """Everything one teacher run reads, frozen beside its outputs."""
-    return {**params["datasets"][dataset]["teacher"], "tor": params["loss_options"]["tor"]}
+    teacher = params["datasets"][dataset]["teacher"]
+    if not teacher.get("refine_rounds"):  # TOR options matter to a teacher only when it refines
+        return dict(teacher)
+    return {**teacher, "tor": params["loss_options"].get("tor", {})}
 
 
-def student_config(params: dict, dataset: str) -> dict:
-    """Everything one student run reads, frozen beside its outputs."""
-    return {**params["datasets"][dataset]["student"], "loss_options": params["loss_options"],
+def student_config(params: dict, dataset: str, method: str | None = None) -> dict:
+    """Everything one student run reads, frozen beside its outputs. With ``method``, only that method's loss
+    options are kept, so changing another method's options leaves this one's runs valid."""
+    options = params["loss_options"]
+    if method is not None:
+        sections = {"tor_multitask": ("tor", "multitask", "tor_multitask")}.get(method, (method,))
+        options = {k: v for k, v in options.items() if k in sections}
+    return {**params["datasets"][dataset]["student"], "loss_options": options,
             "predict_head": params["predict_head"]}
 
 

@@ -29,28 +29,29 @@ def save_run(out: Path, kind: str, run: dict, config: dict, result, metrics: dic
     save_json(out / "metrics.json", {**run, **metrics})
 
 
-def _load_member(dataset: str, kind: str, level: float, seed: int) -> NoisyLabels:
-    noisy = NoisyLabels.load(layout.noisy_path(dataset, kind, level, seed))
-    if noisy.kind != kind or layout.level_tag(noisy.level) != layout.level_tag(level) or noisy.seed != seed:
-        raise ValueError(f"{layout.noisy_path(dataset, kind, level, seed)} holds {noisy.kind} noise at level "
-                         f"{noisy.level}, seed {noisy.seed}; delete it and rerun the noise step")
+def _load_member(noisy_dir: str, level: float, seed: int) -> NoisyLabels:
+    path = Path(noisy_dir) / f"{layout.member_name(level, seed)}.npz"
+    noisy = NoisyLabels.load(path)
+    if layout.level_tag(noisy.level) != layout.level_tag(level) or noisy.seed != seed:
+        raise ValueError(f"{path} holds noise at level {noisy.level}, seed {noisy.seed}, not {level}, {seed}; "
+                         "delete it and rerun the noise step")
     return noisy
 
 
-def run_teachers(data: str, kind: str, members: list[tuple[float, int]], config: dict, out_dir: str,
+def run_teachers(data: str, noisy_dir: str, members: list[tuple[float, int]], config: dict, out_dir: str,
                  device: str = "auto") -> None:
     """Train the teacher of every (level, seed) in ``members`` and cache its predictions."""
     from kdreg.train import train_teacher
     ds = Dataset.load(data)
     for level, seed in members:
-        noisy = _load_member(ds.name, kind, level, seed)
+        noisy = _load_member(noisy_dir, level, seed)
         res = train_teacher(ds, noisy, config, seed, device)
-        run = {"dataset": ds.name, "noise_kind": kind, "noise_level": level, "seed": seed, "model": "teacher"}
+        run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": level, "seed": seed, "model": "teacher"}
         save_run(Path(out_dir) / layout.member_name(level, seed), "teacher", run, config, res, res.metrics,
                  {"t_dev": res.t_dev, "t_test": res.t_test})
 
 
-def run_students(data: str, kind: str, members: list[tuple[float, int]], method: str, config: dict,
+def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], method: str, config: dict,
                  out_dir: str, teacher_dir: str | None, device: str = "auto") -> None:
     """Train one ``method`` student for every (level, seed) in ``members`` from the cached teacher predictions."""
     from kdreg.losses import get_method
@@ -60,13 +61,13 @@ def run_students(data: str, kind: str, members: list[tuple[float, int]], method:
     if needs_teacher and not teacher_dir:
         raise ValueError(f"method {method!r} needs the teacher's group directory (--teacher-dir)")
     for level, seed in members:
-        noisy = _load_member(ds.name, kind, level, seed)
+        noisy = _load_member(noisy_dir, level, seed)
         t_dev = None
         if needs_teacher:
             path = Path(teacher_dir) / layout.member_name(level, seed) / "predictions.npz"
             t_dev = load_npz(path, ("t_dev",))["t_dev"]
         res = train_student(ds, noisy, t_dev, method, config, seed, device)
-        run = {"dataset": ds.name, "noise_kind": kind, "noise_level": level, "seed": seed, "model": method}
+        run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": level, "seed": seed, "model": method}
         pred = res.test_pred
         arrays = ({"label": pred.label, "teacher": pred.teacher} if isinstance(pred, TwoHeadOutput)
                   else {"label": pred})

@@ -1,16 +1,26 @@
 """Where the pipeline puts things, and how models are grouped into jobs.
 
-One definition shared by the Snakefile and the package, so a path is never spelled twice.
+One definition shared by the Snakefile and the package, so a path is never spelled twice:
 
-    data/{dataset}/clean.npz                                   the dataset (train/val/test splits)
-    data/{dataset}/noisy/{kind}_p{level}_s{seed}.npz           noisy development labels + corruption mask
-    models/{dataset}/{kind}/teachers/g{group}/p{level}_s{seed}/            one teacher run
-    models/{dataset}/{kind}/students/{method}/g{group}/p{level}_s{seed}/   one student run
-    results/{metrics,tables,plots,figures,evaluation,logs}/    small, git-tracked outputs (logs ignored)
+    data/{dataset}/{data_key}/clean.npz                                the dataset (train / validation / test)
+    data/{dataset}/{data_key}/{noise}/p{level}_s{seed}.npz             noisy labels + corruption mask
+    models/{dataset}/{data_key}/{noise}/teachers/g{group}-{key}/p{level}_s{seed}/          one teacher run
+    models/{dataset}/{data_key}/{noise}/students/{method}/g{group}-{key}/p{level}_s{seed}/ one student run
+    models/{dataset}/{data_key}/{noise}/runs-{key}.csv                 every current run's metrics, one row each
+
+``{noise}`` is ``{kind}_spread{spread}``. Each ``*_key`` is a short hash of everything that determines the output
+(its config, its group's members, the teacher it learned from). A changed parameter therefore changes the path,
+and the job is rerun even where Snakemake has no record of the old run, e.g. in a fresh clone after `dvc pull`:
+the targets require the runs table, whose key covers every group, so a change reaches the targets through it.
+A run never overwrites a run made with other settings.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+
 from kdreg.config import seeds as seed_list
+from kdreg.config import student_config, teacher_config
 
 
 def level_tag(level: float) -> str:
@@ -35,6 +45,11 @@ def member_spec(level: float, seed: int) -> str:
     return f"{level_tag(level)}:{int(seed)}"
 
 
+def config_key(obj) -> str:
+    """8 hex digits of the SHA-256 of ``obj`` as canonical JSON."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def groups(params: dict) -> list[list[tuple[float, int]]]:
     """All (noise level, seed) pairs, cut into jobs of ``pipeline.group_size`` models.
 
@@ -51,17 +66,61 @@ def enabled_datasets(params: dict) -> list[str]:
     return [name for name, cfg in params["datasets"].items() if cfg.get("enabled")]
 
 
-def clean_path(dataset: str) -> str:
-    return f"data/{dataset}/clean.npz"
+def data_config(params: dict, dataset: str) -> dict:
+    """The settings that make the dataset file (not its models)."""
+    return {k: v for k, v in params["datasets"][dataset].items() if k not in ("enabled", "teacher", "student")}
 
 
-def noisy_path(dataset: str, kind: str, level: float, seed: int) -> str:
-    return f"data/{dataset}/noisy/{kind}_{member_name(level, seed)}.npz"
+class Paths:
+    """Every path of one dataset under the current params."""
 
+    def __init__(self, params: dict, dataset: str):
+        self.params, self.dataset = params, dataset
+        noise = params["noise"]
+        self.kind, self.spread = noise["kind"], float(noise["spread"])
+        self.groups = groups(params)
+        self.data_key = config_key(data_config(params, dataset))
+        self.noise = f"{self.kind}_spread{self.spread:g}"
+        self.data_dir = f"data/{dataset}/{self.data_key}"
+        self.clean = f"{self.data_dir}/clean.npz"
+        self.noise_dir = f"{self.data_dir}/{self.noise}"
+        self.models_dir = f"models/{dataset}/{self.data_key}/{self.noise}"
 
-def teacher_group_dir(dataset: str, kind: str, group: int) -> str:
-    return f"models/{dataset}/{kind}/teachers/g{group}"
+    def noisy(self, level: float, seed: int) -> str:
+        return f"{self.noise_dir}/{member_name(level, seed)}.npz"
 
+    def group_noisy(self, group: int) -> list[str]:
+        return [self.noisy(level, seed) for level, seed in self.groups[group]]
 
-def student_group_dir(dataset: str, kind: str, method: str, group: int) -> str:
-    return f"models/{dataset}/{kind}/students/{method}/g{group}"
+    def teacher_key(self, group: int) -> str:
+        return config_key({"config": teacher_config(self.params, self.dataset), "members": self.groups[group]})
+
+    def student_key(self, method: str, group: int) -> str:
+        from kdreg.losses import get_method
+        teacher = self.teacher_key(group) if get_method(method).uses_teacher else None
+        return config_key({"config": student_config(self.params, self.dataset, method),
+                           "members": self.groups[group], "teacher": teacher})
+
+    def teacher_dir(self, group: int) -> str:
+        return f"{self.models_dir}/teachers/g{group}-{self.teacher_key(group)}"
+
+    def student_dir(self, method: str, group: int) -> str:
+        return f"{self.models_dir}/students/{method}/g{group}-{self.student_key(method, group)}"
+
+    def all_group_dirs(self, methods) -> list[str]:
+        n = range(len(self.groups))
+        return [self.teacher_dir(g) for g in n] + [self.student_dir(m, g) for m in methods for g in n]
+
+    def runs_table(self, methods) -> str:
+        """The per-run table of exactly the current runs. Its key covers every group, so any change to the
+        params gives a new path: the targets require it, and through it every job the change affects."""
+        return f"{self.models_dir}/runs-{self.runs_key(methods)}.csv"
+
+    def runs_key(self, methods) -> str:
+        return config_key(self.all_group_dirs(methods))
+
+    def run_dir(self, group_dir: str, level: float, seed: int) -> str:
+        return f"{group_dir}/{member_name(level, seed)}"
+
+    def group_of(self, level: float, seed: int) -> int:
+        return next(g for g, members in enumerate(self.groups) if (float(level), int(seed)) in members)

@@ -14,8 +14,8 @@ except ValueError as err:
     raise WorkflowError(str(err)) from None
 
 DATASETS = layout.enabled_datasets(config)
-KIND = config["noise"]["kind"]
 METHODS = config["methods"]
+PATHS = {d: layout.Paths(config, d) for d in DATASETS}
 GROUPS = layout.groups(config)
 THREADS = config["pipeline"]["threads"]
 TASKS = {"sinusoid": "regression"}
@@ -32,6 +32,9 @@ PLOT_SRC = CORE + [SRC / "plots.py"]
 
 wildcard_constraints:
     dataset="[a-z0-9_]+",
+    datakey="[0-9a-f]{8}",
+    key="[0-9a-f]{8}",
+    noise=r"[a-z]+_spread[0-9.]+",
     level=r"[0-9.]+",
     seed=r"\d+",
     group=r"\d+",
@@ -47,4 +50,12 @@ def group_members(wildcards):
 
 
 def group_noisy(wildcards):
-    return [layout.noisy_path(wildcards.dataset, KIND, level, seed) for level, seed in GROUPS[int(wildcards.group)]]
+    return PATHS[wildcards.dataset].group_noisy(int(wildcards.group))
+
+
+def current(wildcards, key, expected):
+    """Refuse to build a path whose key belongs to other params (only current paths are ever requested)."""
+    if key != expected:
+        raise WorkflowError(f"{wildcards}: key {key} does not match the current params ({expected}); "
+                            "request targets (figures, tables, metrics, all) rather than stale paths")
+    return key

@@ -5,26 +5,27 @@ rule make_data:
     input:
         code=DATA_SRC,
     output:
-        "data/{dataset}/clean.npz",
+        "data/{dataset}/{datakey}/clean.npz",
     params:
-        config=lambda w: quoted_json({k: v for k, v in config["datasets"][w.dataset].items()
-                                      if k not in ("enabled", "teacher", "student")}),
+        config=lambda w: quoted_json(layout.data_config(config, w.dataset)),
+        check=lambda w: current(w, w.datakey, PATHS[w.dataset].data_key),
     log:
-        "results/logs/make_data/{dataset}.log",
+        "results/logs/make_data/{dataset}-{datakey}.log",
     shell:
         "python -m kdreg make-data --dataset {wildcards.dataset} --config {params.config} --out {output} > {log} 2>&1"
 
 
 rule corrupt:
     input:
-        data="data/{dataset}/clean.npz",
+        data="data/{dataset}/{datakey}/clean.npz",
         code=DATA_SRC,
     output:
-        "data/{dataset}/noisy/%s_p{level}_s{seed}.npz" % KIND,
-    params:
-        spread=config["noise"]["spread"],
+        "data/{dataset}/{datakey}/{kind}_spread{spread}/p{level}_s{seed}.npz",
+    wildcard_constraints:
+        kind="[a-z]+",
+        spread=r"[0-9.]+",
     log:
-        "results/logs/corrupt/{dataset}/%s_p{level}_s{seed}.log" % KIND,
+        "results/logs/corrupt/{dataset}-{datakey}/{kind}_spread{spread}/p{level}_s{seed}.log",
     shell:
-        "python -m kdreg corrupt --data {input.data} --kind %s --level {wildcards.level} --seed {wildcards.seed}"
-        " --spread {params.spread} --out {output} > {log} 2>&1" % KIND
+        "python -m kdreg corrupt --data {input.data} --kind {wildcards.kind} --spread {wildcards.spread}"
+        " --level {wildcards.level} --seed {wildcards.seed} --out {output} > {log} 2>&1"

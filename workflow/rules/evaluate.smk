@@ -2,9 +2,7 @@
 
 
 def all_groups(wildcards):
-    n = range(len(GROUPS))
-    return ([layout.teacher_group_dir(wildcards.dataset, KIND, g) for g in n]
-            + [layout.student_group_dir(wildcards.dataset, KIND, m, g) for m in METHODS for g in n])
+    return PATHS[wildcards.dataset].all_group_dirs(METHODS)
 
 
 rule collect:
@@ -12,18 +10,21 @@ rule collect:
         groups=all_groups,
         code=RESULTS_SRC,
     output:
-        "results/evaluation/{dataset}_runs.csv",
+        "models/{dataset}/{datakey}/{noise}/runs-{key}.csv",
+    params:
+        check=lambda w: current(w, w.key, PATHS[w.dataset].runs_key(METHODS)),
     log:
-        "results/logs/collect/{dataset}.log",
+        "results/logs/collect/{dataset}-{datakey}/{noise}/runs-{key}.log",
     shell:
         "python -m kdreg collect --groups {input.groups} --out {output} > {log} 2>&1"
 
 
 rule aggregate:
     input:
-        runs="results/evaluation/{dataset}_runs.csv",
+        runs=lambda w: PATHS[w.dataset].runs_table(METHODS),
         code=RESULTS_SRC,
     output:
+        runs="results/evaluation/{dataset}_runs.csv",
         metrics="results/metrics/{dataset}.json",
         table_md="results/tables/{dataset}.md",
         table_csv="results/tables/{dataset}.csv",
@@ -36,16 +37,22 @@ rule aggregate:
     log:
         "results/logs/aggregate/{dataset}.log",
     shell:
-        "python -m kdreg aggregate --runs {input.runs} --task {params.task} --methods {params.methods}"
+        "python -m kdreg aggregate --runs {input.runs} --runs-copy {output.runs} --task {params.task} --methods {params.methods}"
         " --metrics {output.metrics} --table-md {output.table_md} --table-csv {output.table_csv}"
         " --error-csv {output.error} --error-wide-csv {output.error_wide} --rejection-csv {output.rejection} > {log} 2>&1"
+
+
+# Every target also requires the current runs tables: see layout.Paths.runs_table.
+RUNS_TABLES = [PATHS[d].runs_table(METHODS) for d in DATASETS]
 
 
 rule tables:
     input:
         expand("results/tables/{dataset}.{ext}", dataset=DATASETS, ext=["md", "csv"]),
+        RUNS_TABLES,
 
 
 rule metrics:
     input:
         expand("results/metrics/{dataset}.json", dataset=DATASETS),
+        RUNS_TABLES,

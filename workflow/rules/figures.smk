@@ -1,29 +1,31 @@
 # Figures: drawn from the small plot-data CSVs only, so restyling a figure never retrains.
 FITS_LEVEL, FITS_SEED = config["figures"]["fits_level"], config["figures"]["fits_seed"]
-FITS_MEMBER = (float(FITS_LEVEL), int(FITS_SEED))
-FITS_GROUP = next(g for g, members in enumerate(GROUPS) if FITS_MEMBER in members)
-FITS_RUN = layout.member_name(*FITS_MEMBER)
+FITS_GROUP = next(i for i, g in enumerate(GROUPS) if (float(FITS_LEVEL), int(FITS_SEED)) in g)
+FITS_RUN = layout.member_name(FITS_LEVEL, FITS_SEED)
 FITS_STUDENTS = [m for m in ("scratch", "tor_multitask") if m in METHODS]
+KIND = config["noise"]["kind"]
 
 
 rule fits_data:
     input:
-        data="data/{dataset}/clean.npz",
-        noisy=layout.noisy_path("{dataset}", KIND, *FITS_MEMBER),
-        teacher=layout.teacher_group_dir("{dataset}", KIND, FITS_GROUP),
-        students=expand(layout.student_group_dir("{{dataset}}", KIND, "{method}", FITS_GROUP), method=FITS_STUDENTS),
+        data=lambda w: PATHS[w.dataset].clean,
+        noisy=lambda w: PATHS[w.dataset].noisy(FITS_LEVEL, FITS_SEED),
+        teacher=lambda w: PATHS[w.dataset].teacher_dir(FITS_GROUP),
+        students=lambda w: [PATHS[w.dataset].student_dir(m, FITS_GROUP) for m in FITS_STUDENTS],
+        runs=lambda w: PATHS[w.dataset].runs_table(METHODS),  # newer whenever any run changed
         code=RESULTS_SRC,
     output:
         curves="results/plots/{dataset}_fits.csv",
         points="results/plots/{dataset}_fits_points.csv",
     params:
-        students=" ".join(f"{m}={layout.student_group_dir('{dataset}', KIND, m, FITS_GROUP)}/{FITS_RUN}"
-                          for m in FITS_STUDENTS),
+        students=lambda w: " ".join(f"{m}={PATHS[w.dataset].student_dir(m, FITS_GROUP)}/{FITS_RUN}"
+                                    for m in FITS_STUDENTS),
+        teacher=lambda w: f"{PATHS[w.dataset].teacher_dir(FITS_GROUP)}/{FITS_RUN}",
     log:
         "results/logs/fits/{dataset}.log",
     shell:
-        "python -m kdreg fits --data {input.data} --noisy {input.noisy} --teacher {input.teacher}/%s"
-        " --student {params.students} --out {output.curves} --points-out {output.points} > {log} 2>&1" % FITS_RUN
+        "python -m kdreg fits --data {input.data} --noisy {input.noisy} --teacher {params.teacher}"
+        " --student {params.students} --out {output.curves} --points-out {output.points} > {log} 2>&1"
 
 
 rule plot_error_vs_noise:
@@ -81,3 +83,4 @@ def dataset_figures(dataset):
 rule figures:
     input:
         [f for d in DATASETS for f in dataset_figures(d)],
+        RUNS_TABLES,

@@ -6,26 +6,28 @@ def student_teacher(wildcards):
     """Methods that read the teacher depend on its group; the others start without waiting for it."""
     if not get_method(wildcards.method).uses_teacher:
         return []
-    return layout.teacher_group_dir(wildcards.dataset, KIND, int(wildcards.group))
+    return PATHS[wildcards.dataset].teacher_dir(int(wildcards.group))
 
 
 rule train_students:
     input:
-        data="data/{dataset}/clean.npz",
+        data=lambda w: PATHS[w.dataset].clean,
         noisy=group_noisy,
         teacher=student_teacher,
         code=TRAIN_SRC,
     output:
-        directory("models/{dataset}/%s/students/{method}/g{group}" % KIND),
+        directory("models/{dataset}/{datakey}/{noise}/students/{method}/g{group}-{key}"),
     params:
-        config=lambda w: quoted_json(student_config(config, w.dataset)),
+        config=lambda w: quoted_json(student_config(config, w.dataset, w.method)),
+        check=lambda w: current(w, w.key, PATHS[w.dataset].student_key(w.method, int(w.group))),
+        noisy_dir=lambda w: PATHS[w.dataset].noise_dir,
         models=group_members,
         device=config["device"],
         teacher=lambda w, input: f"--teacher-dir {input.teacher}" if input.teacher else "",
     threads: THREADS
     log:
-        "results/logs/students/{dataset}/{method}/g{group}.log",
+        "results/logs/students/{dataset}-{datakey}/{noise}/{method}/g{group}-{key}.log",
     shell:
-        "python -m kdreg train-students --method {wildcards.method} --data {input.data} --kind %s"
-        " --models {params.models} {params.teacher} --config {params.config} --device {params.device}"
-        " --threads {threads} --out-dir {output} > {log} 2>&1" % KIND
+        "python -m kdreg train-students --method {wildcards.method} --data {input.data}"
+        " --noisy-dir {params.noisy_dir} --models {params.models} {params.teacher} --config {params.config}"
+        " --device {params.device} --threads {threads} --out-dir {output} > {log} 2>&1"

@@ -3,19 +3,20 @@
 
 rule train_teachers:
     input:
-        data="data/{dataset}/clean.npz",
+        data=lambda w: PATHS[w.dataset].clean,
         noisy=group_noisy,
         code=TRAIN_SRC,
     output:
-        directory("models/{dataset}/%s/teachers/g{group}" % KIND),
+        directory("models/{dataset}/{datakey}/{noise}/teachers/g{group}-{key}"),
     params:
         config=lambda w: quoted_json(teacher_config(config, w.dataset)),
+        check=lambda w: current(w, w.key, PATHS[w.dataset].teacher_key(int(w.group))),
+        noisy_dir=lambda w: PATHS[w.dataset].noise_dir,
         models=group_members,
         device=config["device"],
     threads: THREADS
     log:
-        "results/logs/teachers/{dataset}/g{group}.log",
+        "results/logs/teachers/{dataset}-{datakey}/{noise}/g{group}-{key}.log",
     shell:
-        "python -m kdreg train-teachers --data {input.data} --kind %s --models {params.models}"
+        "python -m kdreg train-teachers --data {input.data} --noisy-dir {params.noisy_dir} --models {params.models}"
         " --config {params.config} --device {params.device} --threads {threads} --out-dir {output} > {log} 2>&1"
-        % KIND
