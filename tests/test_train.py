@@ -93,3 +93,10 @@ def test_cli_reports_missing_files_clearly(tmp_path, capsys):
                 "--out", str(tmp_path / "n.npz")]) == 2
     err = capsys.readouterr().err
     assert "nope.npz" in err
+
+
+def test_divergence_is_reported_not_hidden(setup):
+    ds, noisy, teacher = setup
+    cfg = {**STUDENT, "model": {"hidden": [64, 64]}, "train": {"epochs": 20, "lr": 1e30}}
+    with pytest.raises(ValueError, match="diverged"):
+        train_student(ds, noisy, teacher.t_dev, "scratch", cfg, seed=0, device="cpu")

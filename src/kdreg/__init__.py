@@ -1,13 +1,21 @@
-"""kdreg: knowledge distillation for regression with noisy labels.
+"""kdreg: knowledge distillation for regression with noisy labels (Takamoto et al., MIPR 2020).
 
-Reproduces Takamoto, Morishita & Imaoka, "An Efficient Method of Training Small Models for Regression Problems
-with Knowledge Distillation", IEEE MIPR 2020 (arXiv:2002.12597): the teacher outlier rejection (TOR) loss and the
-two-headed student, with the baselines it is compared against.
+The public names load lazily, so the light pipeline steps (noise injection, aggregation, plots) start without
+importing torch.
 """
+from importlib import import_module
+
 __version__ = "0.1.0"
 
-from kdreg.losses import METHODS, TORLoss, get_loss  # noqa: E402
-from kdreg.models import TwoHeadOutput, TwoHeadStudent, create_model  # noqa: E402
-from kdreg.noise import corrupt  # noqa: E402
+_EXPORTS = {
+    "METHODS": "kdreg.losses", "TORLoss": "kdreg.losses", "get_loss": "kdreg.losses",
+    "TwoHeadOutput": "kdreg.models", "TwoHeadStudent": "kdreg.models", "create_model": "kdreg.models",
+    "corrupt": "kdreg.noise",
+}
+__all__ = ["__version__", *_EXPORTS]
 
-__all__ = ["METHODS", "TORLoss", "TwoHeadOutput", "TwoHeadStudent", "corrupt", "create_model", "get_loss"]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'kdreg' has no attribute {name!r}")

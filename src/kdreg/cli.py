@@ -119,14 +119,15 @@ def _members(specs):
 def cmd_train_teachers(a) -> None:
     from kdreg.jobs import run_teachers
     _threads(a.threads)
-    run_teachers(a.data, a.noisy_dir, _members(a.models), read_config(a.config), a.out_dir, a.device)
+    run_teachers(a.data, a.noisy_dir, _members(a.models), read_config(a.config), a.out_dir, a.device, a.stacked,
+                 a.stack_size)
 
 
 def cmd_train_students(a) -> None:
     from kdreg.jobs import run_students
     _threads(a.threads)
     run_students(a.data, a.noisy_dir, _members(a.models), a.method, read_config(a.config), a.out_dir, a.teacher_dir,
-                 a.device)
+                 a.device, a.stacked, a.stack_size)
 
 
 def cmd_collect(a) -> None:
@@ -172,7 +173,6 @@ def cmd_plot(a) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from kdreg import __version__
-    from kdreg.losses import METHODS
     from kdreg.noise import KINDS
     p = argparse.ArgumentParser(prog="kdreg", description="Knowledge distillation for regression with noisy labels.")
     p.add_argument("--version", action="version", version=f"kdreg {__version__}")
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train_teacher)
 
     s = sub.add_parser("train-student", help="train one student with one method")
-    s.add_argument("--method", required=True, choices=list(METHODS))
+    s.add_argument("--method", required=True, help="a method of kdreg.losses.METHODS, e.g. tor_multitask")
     s.add_argument("--teacher", help="the teacher's predictions.npz (methods that use a teacher)")
     common_train(s)
     s.set_defaults(func=cmd_train_student)
@@ -221,13 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--device", default="auto")
         s.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         s.add_argument("--out-dir", required=True, help="group directory; one run directory per model inside")
+        s.add_argument("--no-stack", dest="stacked", action="store_false",
+                       help="train the group's models one at a time instead of as one stack")
+        s.add_argument("--stack-size", type=int, default=0, help="models per stack (0: the whole group)")
 
     s = sub.add_parser("train-teachers", help="train a group of teachers (one per LEVEL:SEED)")
     group_train(s)
     s.set_defaults(func=cmd_train_teachers)
 
     s = sub.add_parser("train-students", help="train a group of students of one method (one per LEVEL:SEED)")
-    s.add_argument("--method", required=True, choices=list(METHODS))
+    s.add_argument("--method", required=True, help="a method of kdreg.losses.METHODS, e.g. tor_multitask")
     s.add_argument("--teacher-dir", help="the teachers' group directory (methods that use a teacher)")
     group_train(s)
     s.set_defaults(func=cmd_train_students)

@@ -1,6 +1,7 @@
 """Atomic writes, checked reads, and the provenance saved beside every run."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -89,13 +90,19 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
-def provenance() -> dict:
-    """What produced a result: code commit and the versions that can change numbers."""
+@functools.lru_cache(maxsize=1)
+def _provenance() -> tuple:
     import torch
 
     from kdreg import __version__
-    return {"kdreg": __version__, "git_commit": git_commit(), "torch": str(torch.__version__),
-            "numpy": np.__version__, "python": platform.python_version()}
+    return (("kdreg", __version__), ("git_commit", git_commit()), ("torch", str(torch.__version__)),
+            ("numpy", np.__version__), ("python", platform.python_version()))
+
+
+def provenance() -> dict:
+    """What produced a result: code commit and the versions that can change numbers (computed once per
+    process: a group job saves many runs)."""
+    return dict(_provenance())
 
 
 def save_checkpoint(path, state: dict) -> None:

@@ -1,4 +1,5 @@
-"""The pipeline's training jobs: a group of (noise level, seed) models of one kind, trained in one process.
+"""The pipeline's training jobs: a group of (noise level, seed) models of one kind, trained in one process
+(stacked, see :mod:`kdreg.stacked`, where the architecture allows).
 
 Each model gets its own run directory ``p{level}_s{seed}/`` holding ``config.yaml`` (frozen config, seed, git
 commit, package versions), ``model.pt``, ``predictions.npz`` and ``metrics.json`` (written last: its presence
@@ -39,34 +40,34 @@ def _load_member(noisy_dir: str, level: float, seed: int) -> NoisyLabels:
 
 
 def run_teachers(data: str, noisy_dir: str, members: list[tuple[float, int]], config: dict, out_dir: str,
-                 device: str = "auto") -> None:
-    """Train the teacher of every (level, seed) in ``members`` and cache its predictions."""
-    from kdreg.train import train_teacher
+                 device: str = "auto", stacked: bool = True, stack_size: int = 0) -> None:
+    """Train the teacher of every (level, seed) in ``members`` (stacked where possible), cache its predictions."""
+    from kdreg.train import train_teachers
     ds = Dataset.load(data)
-    for level, seed in members:
-        noisy = _load_member(noisy_dir, level, seed)
-        res = train_teacher(ds, noisy, config, seed, device)
+    noisies = [_load_member(noisy_dir, level, seed) for level, seed in members]
+    results = train_teachers(ds, noisies, config, [seed for _, seed in members], device, stacked, stack_size)
+    for (level, seed), noisy, res in zip(members, noisies, results):
         run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": level, "seed": seed, "model": "teacher"}
         save_run(Path(out_dir) / layout.member_name(level, seed), "teacher", run, config, res, res.metrics,
                  {"t_dev": res.t_dev, "t_test": res.t_test})
 
 
 def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], method: str, config: dict,
-                 out_dir: str, teacher_dir: str | None, device: str = "auto") -> None:
+                 out_dir: str, teacher_dir: str | None, device: str = "auto", stacked: bool = True,
+                 stack_size: int = 0) -> None:
     """Train one ``method`` student for every (level, seed) in ``members`` from the cached teacher predictions."""
     from kdreg.losses import get_method
-    from kdreg.train import train_student
+    from kdreg.train import train_students
     ds = Dataset.load(data)
     needs_teacher = get_method(method).uses_teacher
     if needs_teacher and not teacher_dir:
         raise ValueError(f"method {method!r} needs the teacher's group directory (--teacher-dir)")
-    for level, seed in members:
-        noisy = _load_member(noisy_dir, level, seed)
-        t_dev = None
-        if needs_teacher:
-            path = Path(teacher_dir) / layout.member_name(level, seed) / "predictions.npz"
-            t_dev = load_npz(path, ("t_dev",))["t_dev"]
-        res = train_student(ds, noisy, t_dev, method, config, seed, device)
+    noisies = [_load_member(noisy_dir, level, seed) for level, seed in members]
+    t_devs = [load_npz(Path(teacher_dir) / layout.member_name(level, seed) / "predictions.npz", ("t_dev",))["t_dev"]
+              if needs_teacher else None for level, seed in members]
+    results = train_students(ds, noisies, t_devs, method, config, [seed for _, seed in members], device, stacked,
+                             stack_size)
+    for (level, seed), noisy, res in zip(members, noisies, results):
         run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": level, "seed": seed, "model": method}
         pred = res.test_pred
         arrays = ({"label": pred.label, "teacher": pred.teacher} if isinstance(pred, TwoHeadOutput)

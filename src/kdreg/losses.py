@@ -10,12 +10,17 @@ Every loss is an ``nn.Module`` called as ``loss(pred, y, t)``:
 ``‖·‖`` is the Euclidean norm over the label dimensions, so a "squared error" is summed over dimensions and
 averaged over samples. Teacher predictions are detached inside every loss: no gradient ever reaches the teacher.
 
+Every loss also accepts a leading model axis, ``(B, N, D)``, and then returns one loss per model, ``(B,)``: each
+reduction is over the samples of one model. :mod:`kdreg.stacked` trains B models at once with the sum.
+
 Losses that need statistics of the whole training set (TOR's threshold, AIL's normalization) have a
 ``fit(y, t)`` method, called once with the full training set before training; :func:`get_loss` returns them
 unfitted and the trainer fits them.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,11 +30,27 @@ from torch import Tensor, nn
 MAD_TO_STD = 1.4826  # consistency constant: 1.4826 * MAD estimates sigma for Gaussian data
 
 
+_CHECK_VALUES = contextvars.ContextVar("kdreg_check_values", default=True)
+
+
+@contextlib.contextmanager
+def values_checked_upstream():
+    """Skip the per-call NaN / inf scan inside the losses: for a trainer that validated its targets once and
+    checks the loss itself (the scan costs ~10% of a small model's training step)."""
+    token = _CHECK_VALUES.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_VALUES.reset(token)
+
+
 def check_pair(a: Tensor, b: Tensor, names: str = "prediction and label") -> None:
     """Refuse mismatched shapes and non-finite values with a message that says which."""
     if a.shape != b.shape:
         raise ValueError(f"{names} have mismatched shapes {tuple(a.shape)} and {tuple(b.shape)}; "
                          "both must be (N, label_dim)")
+    if not _CHECK_VALUES.get():
+        return
     for name, x in zip(names.split(" and "), (a, b)):
         bad = ~torch.isfinite(x)
         if bad.any():
@@ -37,9 +58,9 @@ def check_pair(a: Tensor, b: Tensor, names: str = "prediction and label") -> Non
                              f"(first at flat index {int(bad.flatten().nonzero()[0])}); clean or drop them first")
 
 
-def median(x: Tensor, dim: int | None = None) -> Tensor:
+def median(x: Tensor, dim: int = -1, keepdim: bool = False) -> Tensor:
     """The textbook median (mean of the two middle values for even counts); ``Tensor.median`` takes the lower."""
-    return torch.quantile(x, 0.5, dim=dim) if dim is not None else torch.quantile(x.flatten(), 0.5)
+    return torch.quantile(x, 0.5, dim=dim, keepdim=keepdim)
 
 
 def squared_norm(a: Tensor, b: Tensor) -> Tensor:
@@ -61,7 +82,7 @@ class MSELoss(nn.Module):
     def forward(self, pred, y: Tensor, t: Tensor | None = None) -> Tensor:
         s = label_head(pred)
         check_pair(s, y)
-        return squared_norm(s, y).mean()
+        return squared_norm(s, y).mean(-1)
 
 
 class KDLoss(nn.Module):
@@ -70,7 +91,7 @@ class KDLoss(nn.Module):
     def forward(self, pred, y: Tensor, t: Tensor) -> Tensor:
         s = label_head(pred)
         check_pair(s, t, "prediction and teacher")
-        return squared_norm(s, t.detach()).mean()
+        return squared_norm(s, t.detach()).mean(-1)
 
 
 class KDMixLoss(nn.Module):
@@ -90,7 +111,7 @@ class KDMixLoss(nn.Module):
         check_pair(s, y)
         check_pair(s, t, "prediction and teacher")
         t = t.detach()
-        return self.alpha * squared_norm(s, y).mean() + (1 - self.alpha) * squared_norm(s, t).mean()
+        return self.alpha * squared_norm(s, y).mean(-1) + (1 - self.alpha) * squared_norm(s, t).mean(-1)
 
 
 class TeacherBoundedLoss(nn.Module):
@@ -114,7 +135,7 @@ class TeacherBoundedLoss(nn.Module):
         student_err = squared_norm(s, y)
         teacher_err = squared_norm(t.detach(), y)
         active = (student_err.detach() + self.margin > teacher_err).to(s.dtype)
-        return (student_err + self.nu * active * student_err).mean()
+        return (student_err + self.nu * active * student_err).mean(-1)
 
 
 class AILLoss(nn.Module):
@@ -139,16 +160,17 @@ class AILLoss(nn.Module):
     @torch.no_grad()
     def fit(self, y: Tensor, t: Tensor) -> "AILLoss":
         check_pair(t, y, "teacher and label")
-        e = squared_norm(t, y)
-        self.e_min, self.e_max = e.min().to(self.e_min), e.max().to(self.e_max)
+        e = squared_norm(t, y)  # (..., N): min and max per model
+        self.e_min, self.e_max = e.amin(-1).to(self.e_min), e.amax(-1).to(self.e_max)
         return self
 
     def phi(self, y: Tensor, t: Tensor) -> Tensor:
-        if torch.isnan(self.e_min):
+        if torch.isnan(self.e_min).any():
             raise RuntimeError("AILLoss.fit(y, t) must be called on the training set before the loss is used")
         e = squared_norm(t.detach(), y)
-        span = (self.e_max - self.e_min).clamp_min(torch.finfo(e.dtype).tiny)
-        return (1 - (e - self.e_min) / span).clamp(0.0, 1.0)
+        e_min, e_max = self.e_min.unsqueeze(-1), self.e_max.unsqueeze(-1)
+        span = (e_max - e_min).clamp_min(torch.finfo(e.dtype).tiny)
+        return (1 - (e - e_min) / span).clamp(0.0, 1.0)
 
     def forward(self, pred, y: Tensor, t: Tensor) -> Tensor:
         s = label_head(pred)
@@ -156,7 +178,7 @@ class AILLoss(nn.Module):
         check_pair(s, t, "prediction and teacher")
         t = t.detach()
         phi = self.phi(y, t)
-        return (self.alpha * squared_norm(s, y) + (1 - self.alpha) * phi * squared_norm(s, t)).mean()
+        return (self.alpha * squared_norm(s, y) + (1 - self.alpha) * phi * squared_norm(s, t)).mean(-1)
 
 
 class HuberLoss(nn.Module):
@@ -177,7 +199,7 @@ class HuberLoss(nn.Module):
         check_pair(s, y)
         u = (s - y).abs()
         rho = torch.where(u <= self.delta, 0.5 * u.pow(2), self.delta * (u - 0.5 * self.delta))
-        return rho.sum(dim=-1).mean()
+        return rho.sum(dim=-1).mean(-1)
 
 
 class TukeyLoss(nn.Module):
@@ -199,11 +221,11 @@ class TukeyLoss(nn.Module):
         check_pair(s, y)
         r = s - y
         with torch.no_grad():
-            mad = median((r - median(r, dim=0)).abs(), dim=0)
+            mad = median((r - median(r, dim=-2, keepdim=True)).abs(), dim=-2, keepdim=True)
             scale = (MAD_TO_STD * mad).clamp_min(1e-8)
         u = r / scale
         inside = (1 - (u / self.c).pow(2)).clamp_min(0.0).pow(3)
-        return (self.c ** 2 / 6 * (1 - inside)).sum(dim=-1).mean()
+        return (self.c ** 2 / 6 * (1 - inside)).sum(dim=-1).mean(-1)
 
 
 class TORLoss(nn.Module):
@@ -222,7 +244,8 @@ class TORLoss(nn.Module):
 
     The paper's abstract fixes the idea, not these thresholds: they are kdreg's definitions. ``label_scale``
     (per dimension) converts the tensors the loss sees back into label units before r is taken, so that a
-    trainer working on standardized targets still thresholds in label units. δ → ∞ gives plain MSE.
+    trainer working on standardized targets still thresholds in label units; with a leading model axis it is
+    ``(B, 1, D)`` and δ is fitted per model. δ → ∞ gives plain MSE.
     """
 
     MODES = ("drop", "teacher")
@@ -243,11 +266,11 @@ class TORLoss(nn.Module):
             raise ValueError(f"tor k must be positive, got {k}")
         self.mode, self.threshold, self.k, self.q = mode, threshold, k, q
         scale = torch.ones(1) if label_scale is None else torch.as_tensor(label_scale, dtype=torch.float32)
-        self.register_buffer("label_scale", scale.flatten())
+        self.register_buffer("label_scale", scale)
         self.register_buffer("delta", torch.tensor(float(delta) if threshold == "fixed" else float("nan")))
 
     def residual(self, y: Tensor, t: Tensor) -> Tensor:
-        """``r_i = ‖y_i − t_i‖`` in label units: ``(N, D) -> (N,)``."""
+        """``r_i = ‖y_i − t_i‖`` in label units: ``(..., N, D) -> (..., N)``."""
         return ((y - t.detach()) * self.label_scale.to(y)).pow(2).sum(dim=-1).sqrt()
 
     @torch.no_grad()
@@ -255,16 +278,16 @@ class TORLoss(nn.Module):
         check_pair(t, y, "teacher and label")
         r = self.residual(y, t)
         if self.threshold == "mad":
-            self.delta = (self.k * MAD_TO_STD * median(r)).to(self.delta)
+            self.delta = (self.k * MAD_TO_STD * median(r, dim=-1)).to(self.delta)
         elif self.threshold == "quantile":
-            self.delta = torch.quantile(r.double(), 1.0 - self.q).to(self.delta)
+            self.delta = torch.quantile(r.double(), 1.0 - self.q, dim=-1).to(self.delta)
         return self
 
     def keep_mask(self, y: Tensor, t: Tensor) -> Tensor:
-        """Boolean ``(N,)``: True where the sample is kept."""
-        if torch.isnan(self.delta):
+        """Boolean ``(..., N)``: True where the sample is kept."""
+        if torch.isnan(self.delta).any():
             raise RuntimeError("TORLoss.fit(y, t) must be called on the training set before the loss is used")
-        return self.residual(y, t) <= self.delta
+        return self.residual(y, t) <= self.delta.unsqueeze(-1)
 
     def forward(self, pred, y: Tensor, t: Tensor) -> Tensor:
         s = label_head(pred)
@@ -273,12 +296,12 @@ class TORLoss(nn.Module):
         t = t.detach()
         keep = self.keep_mask(y, t)
         if self.mode == "teacher":
-            target = torch.where(keep[:, None], y, t)
-            return squared_norm(s, target).mean()
+            target = torch.where(keep.unsqueeze(-1), y, t)
+            return squared_norm(s, target).mean(-1)
         err = squared_norm(s, y)
         # where() rather than multiplying by the mask: a rejected sample must give exactly zero gradient.
         kept = torch.where(keep, err, torch.zeros_like(err))
-        return kept.sum() / keep.sum().clamp_min(1)
+        return kept.sum(-1) / keep.sum(-1).clamp_min(1)
 
 
 class MultiTaskLoss(nn.Module):
@@ -306,7 +329,7 @@ class MultiTaskLoss(nn.Module):
         if not hasattr(pred, "teacher"):
             raise ValueError("multitask losses need a two-headed student (TwoHeadStudent); got a single tensor")
         check_pair(pred.teacher, t, "teacher head and teacher")
-        return self.label_loss(pred.label, y, t) + self.lam * squared_norm(pred.teacher, t.detach()).mean()
+        return self.label_loss(pred.label, y, t) + self.lam * squared_norm(pred.teacher, t.detach()).mean(-1)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""Teacher and student training on one (dataset, noise level, seed).
+"""Teacher and student training on one dataset, for one (noise level, seed) or a group of them.
 
 Targets are robustly standardized (median, 1.4826·MAD of the noisy training labels); predictions and metrics
 are returned in original label units. Data that fits in memory stays on the device as tensors and mini-batches
-are index permutations, so a training step has no loader overhead.
+are index permutations, so a training step has no loader overhead. Groups of MLPs of one architecture train
+stacked (:mod:`kdreg.stacked`): one optimizer step updates every model of the group.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from tqdm.auto import tqdm
 
 from kdreg import metrics as M
 from kdreg.data import Dataset, Standardizer
-from kdreg.losses import TORLoss, get_loss, get_method, loss_options
+from kdreg.losses import TORLoss, check_pair, get_loss, get_method, loss_options, values_checked_upstream
 from kdreg.models import TwoHeadOutput, create_model, resolve_device, select_head
 from kdreg.noise import NoisyLabels
 from kdreg.seeding import derive_seed, rng
+from kdreg.stacked import StackedMLP
 
 TEACHER_LOSSES = {"mse": "scratch", "huber": "huber", "tukey": "tukey"}
 
@@ -84,34 +86,63 @@ def prepare(dataset: Dataset, noisy: NoisyLabels, device: torch.device) -> Prepa
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 8192):
-    """Standardized predictions as numpy: an ``(N, D)`` array, or a TwoHeadOutput of two."""
+    """Standardized predictions as numpy: an ``(N, D)`` array (``(B, N, D)`` for a stack), or a TwoHeadOutput."""
     model.eval()
+    dim = 1 if isinstance(model, StackedMLP) else 0
     outs = [model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     model.train()
     if isinstance(outs[0], TwoHeadOutput):
-        return TwoHeadOutput(*(torch.cat([o[h] for o in outs]).cpu().numpy() for h in range(2)))
-    return torch.cat(outs).cpu().numpy()
+        return TwoHeadOutput(*(torch.cat([o[h] for o in outs], dim=dim).cpu().numpy() for h in range(2)))
+    return torch.cat(outs, dim=dim).cpu().numpy()
 
 
 def fit(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None,
-        settings: TrainSettings, seed: int, on_eval=None, desc: str = "train") -> None:
-    """Adam on ``loss_fn(model(x), y, t)``; ``on_eval(epoch)`` runs every ``eval_every`` epochs and at the end."""
+        settings: TrainSettings, seed, on_eval=None, desc: str = "train") -> None:
+    """Adam on ``loss_fn(model(x), y, t)``; ``on_eval(epoch)`` runs every ``eval_every`` epochs and at the end.
+
+    One model: ``y, t`` are ``(N, D)`` and ``seed`` an int. A :class:`StackedMLP` of B models: ``x`` is the
+    shared ``(N, in)``, ``y, t`` are ``(B, N, D)``, ``seed`` is one seed per model, and each model draws its own
+    mini-batch order exactly as it would alone.
+    """
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    gen = torch.Generator().manual_seed(derive_seed(seed, "batches"))
-    n = len(x)
+    seeds = list(seed) if isinstance(seed, (list, tuple)) else [seed]
+    gens = [torch.Generator().manual_seed(derive_seed(s, "batches")) for s in seeds]
+    stacked = y.dim() == 3
+    n = y.shape[-2]
     bs = n if settings.batch_size is None else min(settings.batch_size, n)
+    rows = torch.arange(len(seeds), device=x.device)[:, None]
+    check_pair(y, y if t is None else t, "labels and teacher predictions")  # NaN / inf: once, not per step
     model.train()
+    with values_checked_upstream():
+        _epochs(model, loss_fn, opt, x, y, t, settings, gens, stacked, n, bs, rows, on_eval, desc)
+
+
+def _epochs(model, loss_fn, opt, x, y, t, settings, gens, stacked, n, bs, rows, on_eval, desc) -> None:
     for epoch in tqdm(range(1, settings.epochs + 1), desc=desc, leave=False, disable=None):
-        # Full batch needs no permutation; mini-batches are slices of one permutation per epoch.
-        batches = [None] if bs == n else torch.randperm(n, generator=gen).to(x.device).split(bs)
+        # Full batch needs no permutation; mini-batches are slices of one permutation per model and epoch.
+        if bs == n:
+            batches = [None]
+        else:
+            perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(x.device)  # (B, N)
+            batches = perms.split(bs, dim=1)
         for idx in batches:
-            xb, yb, tb = (x, y, t) if idx is None else (x[idx], y[idx], None if t is None else t[idx])
-            loss = loss_fn(model(xb), yb, tb)
+            if idx is None:
+                xb, yb, tb = x, y, t
+            elif stacked:  # (B, bs) indices: each model's own samples
+                xb, yb, tb = x[idx], y[rows, idx], None if t is None else t[rows, idx]
+            else:
+                idx = idx[0]
+                xb, yb, tb = x[idx], y[idx], None if t is None else t[idx]
+            loss = loss_fn(model(xb), yb, tb).sum()  # a sum of per-model losses: each model gets its own gradient
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        if on_eval is not None and (epoch % settings.eval_every == 0 or epoch == settings.epochs):
+        last = epoch == settings.epochs
+        if on_eval is not None and (epoch % settings.eval_every == 0 or last):
             on_eval(epoch)
+        if (epoch % settings.eval_every == 0 or last) and not torch.isfinite(loss):
+            raise ValueError(f"training diverged at epoch {epoch} (loss {loss.item()}); lower the learning rate "
+                             f"(lr = {settings.lr}) or check the inputs")
 
 
 def task_metrics(pred: np.ndarray, target: np.ndarray, task: str, prefix: str = "") -> dict[str, float]:
@@ -125,6 +156,24 @@ def task_metrics(pred: np.ndarray, target: np.ndarray, task: str, prefix: str = 
 def model_config(dataset: Dataset, model_cfg: dict, heads: int = 1) -> dict:
     return {"kind": "mlp", "in_dim": int(np.prod(dataset.x_dev.shape[1:])), "out_dim": dataset.label_dim,
             "heads": heads, **model_cfg}
+
+
+def _shared_inputs(preps: list[Prepared]) -> torch.Tensor:
+    """Members of a group share one dataset, so their standardized inputs are one tensor."""
+    x = preps[0].x
+    if any(not torch.equal(p.x, x) for p in preps[1:]):
+        raise ValueError("models stacked in one group must share their training inputs")
+    return x
+
+
+def _stackable(mcfg: dict, stacked: bool) -> bool:
+    return stacked and mcfg.get("kind", "mlp") == "mlp"
+
+
+def _select(params: list[torch.Tensor], best: list[torch.Tensor], improved: torch.Tensor) -> None:
+    """Copy the models marked in ``improved`` (B,) from ``params`` into ``best``."""
+    for b, p in zip(best, params):
+        b.copy_(torch.where(improved.view(-1, *[1] * (p.dim() - 1)), p.detach(), b))
 
 
 # ----------------------------------------------------------------------------------------------- teacher
@@ -141,6 +190,31 @@ class TeacherResult:
     x_scaler: Standardizer | None
 
 
+def _teacher_options(config: dict) -> tuple[TrainSettings, str, int, int]:
+    settings = TrainSettings.from_dict(config.get("train"))
+    loss_name = config.get("loss", "mse")
+    if loss_name not in TEACHER_LOSSES:
+        raise ValueError(f"teacher.loss must be one of {sorted(TEACHER_LOSSES)}, got {loss_name!r}")
+    k_folds, rounds = int(config.get("cross_fit", 1)), int(config.get("refine_rounds", 0))
+    if k_folds < 1 or rounds < 0:
+        raise ValueError(f"teacher.cross_fit must be >= 1 and refine_rounds >= 0, got {k_folds}, {rounds}")
+    return settings, loss_name, k_folds, rounds
+
+
+def _teacher_result(dataset: Dataset, data: Prepared, t_train, t_val, t_test, states, mcfg, best_epochs,
+                    history) -> TeacherResult:
+    """Assemble predictions (standardized in, original units out) and metrics of one teacher."""
+    t_dev = np.zeros(dataset.y_dev.shape, dtype=np.float32)
+    t_dev[~dataset.val] = data.y_scaler.inverse(t_train)
+    t_dev[dataset.val] = data.y_scaler.inverse(t_val)
+    t_test = data.y_scaler.inverse(t_test)
+    metrics = task_metrics(t_test, dataset.y_test, dataset.task)
+    metrics.update(best_epochs=best_epochs, refine=history,
+                   train_rmse_vs_clean=M.rmse(t_dev[~dataset.val], dataset.y_dev[~dataset.val]))
+    return TeacherResult(t_dev=t_dev, t_test=t_test, states=states, model_config=mcfg, metrics=metrics,
+                         y_scaler=data.y_scaler, x_scaler=data.x_scaler)
+
+
 def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int, device: str = "auto") -> TeacherResult:
     """Train the teacher on the noisy labels with early stopping on the validation median absolute error.
 
@@ -151,13 +225,7 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
     """
     dev = resolve_device(device)
     data = prepare(dataset, noisy, dev)
-    settings = TrainSettings.from_dict(config.get("train"))
-    loss_name = config.get("loss", "mse")
-    if loss_name not in TEACHER_LOSSES:
-        raise ValueError(f"teacher.loss must be one of {sorted(TEACHER_LOSSES)}, got {loss_name!r}")
-    k_folds, rounds = int(config.get("cross_fit", 1)), int(config.get("refine_rounds", 0))
-    if k_folds < 1 or rounds < 0:
-        raise ValueError(f"teacher.cross_fit must be >= 1 and refine_rounds >= 0, got {k_folds}, {rounds}")
+    settings, loss_name, k_folds, rounds = _teacher_options(config)
     n = len(data.x)
     if k_folds > 1 and n < 2 * k_folds:
         raise ValueError(f"{n} training samples are too few for cross_fit: {k_folds}")
@@ -188,15 +256,8 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
 
     t_val = np.mean([predict(m, data.x_val) for m in models], axis=0)
     t_test = np.mean([predict(m, data.x_test) for m in models], axis=0)
-    t_dev = np.zeros(dataset.y_dev.shape, dtype=np.float32)
-    t_dev[~dataset.val] = data.y_scaler.inverse(t_train)
-    t_dev[dataset.val] = data.y_scaler.inverse(t_val)
-    t_test = data.y_scaler.inverse(t_test)
-    metrics = task_metrics(t_test, dataset.y_test, dataset.task)
-    metrics.update(best_epochs=best_epochs, refine=history,
-                   train_rmse_vs_clean=M.rmse(t_dev[~dataset.val], dataset.y_dev[~dataset.val]))
-    return TeacherResult(t_dev=t_dev, t_test=t_test, states=[m.state_dict() for m in models],
-                         model_config=mcfg, metrics=metrics, y_scaler=data.y_scaler, x_scaler=data.x_scaler)
+    return _teacher_result(dataset, data, t_train, t_val, t_test, [m.state_dict() for m in models], mcfg,
+                           best_epochs, history)
 
 
 def _fit_teacher(mcfg, data: Prepared, train_idx, loss_fn, settings, seed, dev, desc):
@@ -220,6 +281,57 @@ def _tor_options(cfg: dict | None) -> dict:
     return loss_options("tor", {"tor": cfg or {}})
 
 
+def _chunks(n: int, size: int) -> list[slice]:
+    size = size or n
+    return [slice(i, i + size) for i in range(0, n, size)]
+
+
+def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int],
+                   device: str = "auto", stacked: bool = True, stack_size: int = 0) -> list[TeacherResult]:
+    """One teacher per (noisy labels, seed), trained in stacks of ``stack_size`` (0: all) where possible (an MLP
+    teacher without cross-fitting or refinement); otherwise one after another. Results match
+    :func:`train_teacher` per seed, to float rounding."""
+    settings, loss_name, k_folds, rounds = _teacher_options(config)
+    mcfg = model_config(dataset, config.get("model", {}))
+    if not _stackable(mcfg, stacked) or k_folds > 1 or rounds > 0:
+        return [train_teacher(dataset, n, config, s, device) for n, s in zip(noisies, seeds)]
+    if stack_size and len(seeds) > stack_size:
+        return [r for c in _chunks(len(seeds), stack_size)
+                for r in train_teachers(dataset, noisies[c], config, seeds[c], device, stacked, stack_size)]
+    dev = resolve_device(device)
+    preps = [prepare(dataset, n, dev) for n in noisies]
+    x, y = _shared_inputs(preps), torch.stack([p.y for p in preps])          # (N, in), (B, N, D)
+    fit_seeds = [derive_seed(s, "teacher", 0, 0) for s in seeds]
+    models = []
+    for s in fit_seeds:  # the same initialization as the one-at-a-time path
+        torch.manual_seed(s)
+        models.append(create_model(mcfg))
+    stack = StackedMLP(models).to(dev)
+    y_val = np.stack([p.y_val for p in preps]).astype(np.float64)           # (B, V, D) noisy, original units
+    center = np.stack([p.y_scaler.center for p in preps])[:, None, :]
+    scale = np.stack([p.y_scaler.scale for p in preps])[:, None, :]
+    best_err, best_epoch = np.full(len(seeds), np.inf), np.zeros(len(seeds), dtype=int)
+    best = [p.detach().clone() for p in stack.parameters()]
+
+    def on_eval(epoch):
+        pred = (predict(stack, preps[0].x_val).astype(np.float64) * scale + center).astype(np.float32)
+        err = np.median(np.sqrt(((pred - y_val.astype(np.float32)) ** 2).sum(axis=-1)), axis=1)  # (B,)
+        improved = err < best_err  # strict: ties keep the earlier, less memorized epoch
+        if improved.any():
+            _select(list(stack.parameters()), best, torch.as_tensor(improved, device=dev))
+            best_err[improved], best_epoch[improved] = err[improved], epoch
+
+    fit(stack, get_loss(TEACHER_LOSSES[loss_name]), x, y, None, settings, fit_seeds, on_eval=on_eval,
+        desc=f"{len(seeds)} teachers")
+    with torch.no_grad():
+        for p, b in zip(stack.parameters(), best):
+            p.copy_(b)
+    t_train, t_val, t_test = predict(stack, x), predict(stack, preps[0].x_val), predict(stack, preps[0].x_test)
+    states = stack.state_dicts()
+    return [_teacher_result(dataset, p, t_train[b], t_val[b], t_test[b], [states[b]], mcfg, [int(best_epoch[b])], [])
+            for b, p in enumerate(preps)]
+
+
 # ----------------------------------------------------------------------------------------------- student
 
 
@@ -233,6 +345,45 @@ class StudentResult:
     x_scaler: Standardizer | None
 
 
+def _student_setup(dataset: Dataset, method: str, config: dict, t_devs) -> tuple:
+    spec = get_method(method)
+    for t_dev in t_devs:
+        if spec.uses_teacher and t_dev is None:
+            raise ValueError(f"method {method!r} needs teacher predictions")
+        if t_dev is not None and np.shape(t_dev) != dataset.y_dev.shape:
+            raise ValueError(f"teacher predictions {np.shape(t_dev)} do not match the labels "
+                             f"{dataset.y_dev.shape}; they belong to another dataset: retrain the teacher")
+    settings = TrainSettings.from_dict(config.get("train"))
+    mcfg = model_config(dataset, config.get("model", {}), heads=spec.heads)
+    return spec, settings, mcfg
+
+
+def _student_loss(method: str, config: dict, label_scale) -> nn.Module:
+    options = loss_options(method, config.get("loss_options") or {})
+    if method in ("tor", "tor_multitask"):
+        options["label_scale"] = label_scale
+    return get_loss(method, **options)
+
+
+def _student_result(dataset: Dataset, data: Prepared, out, keep, state, mcfg, head: str) -> StudentResult:
+    """Metrics (both heads, TOR rejection quality) of one trained student from its standardized test output."""
+    inv = data.y_scaler.inverse
+    test_pred = TwoHeadOutput(inv(out.label), inv(out.teacher)) if isinstance(out, TwoHeadOutput) else inv(out)
+    metrics = task_metrics(select_head(test_pred, head), dataset.y_test, dataset.task)
+    if isinstance(test_pred, TwoHeadOutput):
+        for name in ("label", "teacher", "mean"):
+            metrics.update(task_metrics(select_head(test_pred, name), dataset.y_test, dataset.task, f"{name}_head_"))
+    if keep is not None:
+        metrics.update({f"rejection_{k}": v for k, v in M.rejection_quality(~keep, data.corrupted).items()})
+    return StudentResult(state=state, model_config=mcfg, metrics=metrics, test_pred=test_pred,
+                         y_scaler=data.y_scaler, x_scaler=data.x_scaler)
+
+
+def _keep_mask(loss_fn: nn.Module, y, t):
+    tor = getattr(loss_fn, "label_loss", loss_fn)
+    return tor.keep_mask(y, t).cpu().numpy() if isinstance(tor, TORLoss) else None
+
+
 def train_student(dataset: Dataset, noisy: NoisyLabels, t_dev: np.ndarray | None, method: str, config: dict,
                   seed: int, device: str = "auto") -> StudentResult:
     """Train one student with ``method``'s loss against the cached teacher predictions ``t_dev``.
@@ -240,44 +391,61 @@ def train_student(dataset: Dataset, noisy: NoisyLabels, t_dev: np.ndarray | None
     ``config``: ``model``, ``train``, ``loss_options`` (per-method loss options, as in params.yaml), ``predict_head``
     (label | teacher | mean: the output used for the headline metric of two-headed students).
     """
-    spec = get_method(method)
-    if spec.uses_teacher and t_dev is None:
-        raise ValueError(f"method {method!r} needs teacher predictions")
-    if t_dev is not None and np.shape(t_dev) != dataset.y_dev.shape:
-        raise ValueError(f"teacher predictions {np.shape(t_dev)} do not match the labels {dataset.y_dev.shape}; "
-                         "they belong to another dataset: retrain the teacher")
+    spec, settings, mcfg = _student_setup(dataset, method, config, [t_dev])
     dev = resolve_device(device)
     data = prepare(dataset, noisy, dev)
-    settings = TrainSettings.from_dict(config.get("train"))
-    head = config.get("predict_head", "label")
     tr = ~dataset.val
     t = torch.as_tensor(data.y_scaler.transform(t_dev[tr]), device=dev) if t_dev is not None else None
     y = data.y_clean if spec.clean_labels else data.y
-
-    options = loss_options(method, config.get("loss_options") or {})
-    if method in ("tor", "tor_multitask"):
-        options["label_scale"] = data.y_scaler.scale
-    loss_fn = get_loss(method, **options).to(dev)
+    loss_fn = _student_loss(method, config, data.y_scaler.scale).to(dev)
     if hasattr(loss_fn, "fit"):
         loss_fn.fit(y, t)
 
     # One init per seed for every method, so methods are compared on paired initializations.
     seed_ = derive_seed(seed, "student")
     torch.manual_seed(seed_)
-    mcfg = model_config(dataset, config.get("model", {}), heads=spec.heads)
     model = create_model(mcfg).to(dev)
     fit(model, loss_fn, data.x, y, t, settings, seed_, desc=f"student {method}")
+    return _student_result(dataset, data, predict(model, data.x_test), _keep_mask(loss_fn, y, t),
+                           model.state_dict(), mcfg, config.get("predict_head", "label"))
 
-    out = predict(model, data.x_test)
-    inv = data.y_scaler.inverse
-    test_pred = TwoHeadOutput(inv(out.label), inv(out.teacher)) if isinstance(out, TwoHeadOutput) else inv(out)
-    metrics = task_metrics(select_head(test_pred, head), dataset.y_test, dataset.task)
-    if isinstance(test_pred, TwoHeadOutput):
-        for name in ("label", "teacher", "mean"):
-            metrics.update(task_metrics(select_head(test_pred, name), dataset.y_test, dataset.task, f"{name}_head_"))
-    tor = getattr(loss_fn, "label_loss", loss_fn)
-    if isinstance(tor, TORLoss):
-        rejected = ~tor.keep_mask(y, t).cpu().numpy()
-        metrics.update({f"rejection_{k}": v for k, v in M.rejection_quality(rejected, data.corrupted).items()})
-    return StudentResult(state=model.state_dict(), model_config=mcfg, metrics=metrics, test_pred=test_pred,
-                         y_scaler=data.y_scaler, x_scaler=data.x_scaler)
+
+def train_students(dataset: Dataset, noisies: list[NoisyLabels], t_devs: list, method: str, config: dict,
+                   seeds: list[int], device: str = "auto", stacked: bool = True,
+                   stack_size: int = 0) -> list[StudentResult]:
+    """One ``method`` student per (noisy labels, teacher predictions, seed), trained in stacks of
+    ``stack_size`` (0: all) when the student is an MLP. Results match :func:`train_student` per seed, to float
+    rounding."""
+    spec, settings, mcfg = _student_setup(dataset, method, config, t_devs)
+    if not _stackable(mcfg, stacked):
+        return [train_student(dataset, n, t, method, config, s, device) for n, t, s in zip(noisies, t_devs, seeds)]
+    if stack_size and len(seeds) > stack_size:
+        return [r for c in _chunks(len(seeds), stack_size) for r in train_students(
+            dataset, noisies[c], t_devs[c], method, config, seeds[c], device, stacked, stack_size)]
+    dev = resolve_device(device)
+    preps = [prepare(dataset, n, dev) for n in noisies]
+    tr = ~dataset.val
+    x = _shared_inputs(preps)
+    y = torch.stack([p.y_clean if spec.clean_labels else p.y for p in preps])          # (B, N, D)
+    t = (torch.stack([torch.as_tensor(p.y_scaler.transform(t_dev[tr]), device=dev) for p, t_dev in zip(preps, t_devs)])
+         if spec.uses_teacher else None)
+    label_scale = torch.as_tensor(np.stack([p.y_scaler.scale for p in preps])[:, None, :], dtype=torch.float32)
+    loss_fn = _student_loss(method, config, label_scale).to(dev)
+    if hasattr(loss_fn, "fit"):
+        loss_fn.fit(y, t)
+    fit_seeds = [derive_seed(s, "student") for s in seeds]
+    models = []
+    for s in fit_seeds:  # the same paired initialization as the one-at-a-time path
+        torch.manual_seed(s)
+        models.append(create_model(mcfg))
+    stack = StackedMLP(models).to(dev)
+    fit(stack, loss_fn, x, y, t, settings, fit_seeds, desc=f"{len(seeds)} students {method}")
+    out = predict(stack, preps[0].x_test)
+    keep = _keep_mask(loss_fn, y, t)
+    states = stack.state_dicts()
+    head = config.get("predict_head", "label")
+    results = []
+    for b, p in enumerate(preps):
+        out_b = TwoHeadOutput(out.label[b], out.teacher[b]) if isinstance(out, TwoHeadOutput) else out[b]
+        results.append(_student_result(dataset, p, out_b, None if keep is None else keep[b], states[b], mcfg, head))
+    return results

@@ -17,7 +17,6 @@ DATASETS = layout.enabled_datasets(config)
 METHODS = config["methods"]
 PATHS = {d: layout.Paths(config, d) for d in DATASETS}
 GROUPS = layout.groups(config)
-THREADS = config["pipeline"]["threads"]
 TASKS = {"sinusoid": "regression"}
 
 # The package modules each stage runs: an edited module reruns exactly the jobs that import it.
@@ -25,7 +24,8 @@ TASKS = {"sinusoid": "regression"}
 SRC = Path(workflow.basedir) / "src" / "kdreg"
 CORE = [SRC / f for f in ("__init__.py", "cli.py", "config.py", "io.py", "layout.py", "seeding.py")]
 DATA_SRC = CORE + [SRC / f for f in ("data.py", "noise.py")]
-TRAIN_SRC = DATA_SRC + [SRC / f for f in ("losses.py", "models.py", "train.py", "jobs.py", "metrics.py")]
+TRAIN_SRC = DATA_SRC + [SRC / f for f in ("losses.py", "models.py", "stacked.py", "train.py", "jobs.py", "metrics.py")]
+STACK = "" if config["pipeline"]["stack"] else "--no-stack"
 RESULTS_SRC = CORE + [SRC / f for f in ("jobs.py", "results.py")]
 PLOT_SRC = CORE + [SRC / "plots.py"]
 

@@ -24,10 +24,10 @@ rule train_students:
         models=group_members,
         device=config["device"],
         teacher=lambda w, input: f"--teacher-dir {input.teacher}" if input.teacher else "",
-    threads: THREADS
+    threads: config["pipeline"]["student_threads"]
     log:
         "results/logs/students/{dataset}-{datakey}/{noise}/{method}/g{group}-{key}.log",
     shell:
         "python -m kdreg train-students --method {wildcards.method} --data {input.data}"
         " --noisy-dir {params.noisy_dir} --models {params.models} {params.teacher} --config {params.config}"
-        " --device {params.device} --threads {threads} --out-dir {output} > {log} 2>&1"
+        " --device {params.device} --threads {threads} %s --stack-size %d --out-dir {output} > {log} 2>&1" % (STACK, config["pipeline"]["student_stack_size"])

@@ -14,9 +14,11 @@ rule train_teachers:
         noisy_dir=lambda w: PATHS[w.dataset].noise_dir,
         models=group_members,
         device=config["device"],
-    threads: THREADS
+    threads: config["pipeline"]["teacher_threads"]
+    # The teachers are the critical path (every distillation student waits for them): start them first.
+    priority: 10
     log:
         "results/logs/teachers/{dataset}-{datakey}/{noise}/g{group}-{key}.log",
     shell:
         "python -m kdreg train-teachers --data {input.data} --noisy-dir {params.noisy_dir} --models {params.models}"
-        " --config {params.config} --device {params.device} --threads {threads} --out-dir {output} > {log} 2>&1"
+        " --config {params.config} --device {params.device} --threads {threads} %s --stack-size %d --out-dir {output} > {log} 2>&1" % (STACK, config["pipeline"]["teacher_stack_size"])

@@ -1,0 +1,89 @@
+"""Stacked training must follow each model's own trajectory: equal to training it alone, seed for seed."""
+import numpy as np
+import pytest
+import torch
+
+from kdreg.data import make_sinusoid
+from kdreg.losses import METHODS, get_loss
+from kdreg.models import TwoHeadOutput, create_model
+from kdreg.noise import NoisyLabels
+from kdreg.stacked import StackedMLP
+from kdreg.train import train_student, train_students, train_teacher, train_teachers
+
+MEMBERS = [(0.0, 0), (0.3, 1), (0.3, 2)]
+TEACHER = {"model": {"hidden": [16, 16]}, "train": {"epochs": 60, "lr": 0.01, "eval_every": 5}}
+STUDENT = {"model": {"hidden": [4]}, "train": {"epochs": 80, "lr": 0.02},
+           "loss_options": {"tor": {"k": 3.0}, "multitask": {"lambda": 1.0}}}
+
+
+@pytest.fixture(scope="module")
+def group():
+    torch.set_num_threads(1)
+    ds = make_sinusoid(n_train=150, n_test=50, seed=0)
+    noisies = [NoisyLabels.make(ds.y_dev, "replace", p, s) for p, s in MEMBERS]
+    return ds, noisies, [s for _, s in MEMBERS]
+
+
+def test_stacked_forward_equals_each_model():
+    models = []
+    for s in range(3):
+        torch.manual_seed(s)
+        models.append(create_model({"in_dim": 2, "out_dim": 2, "hidden": [5, 3], "heads": 2}))
+    stack = StackedMLP(models)
+    x = torch.randn(7, 2)
+    out = stack(x)
+    for b, m in enumerate(models):
+        single = m(x)
+        assert torch.allclose(out.label[b], single.label, atol=1e-6)
+        assert torch.allclose(out.teacher[b], single.teacher, atol=1e-6)
+    # the unstacked state dicts load into the single architecture
+    for state, m in zip(stack.state_dicts(), models):
+        m.load_state_dict(state)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_losses_with_a_model_axis_equal_each_model_alone(name):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(3, 40, 2, generator=g)
+    y[:, :5] += 6.0  # outliers, so TOR rejects some
+    t = y + 0.2 * torch.randn(3, 40, 2, generator=g)
+    t[:, :5] -= 6.0
+    s = torch.randn(3, 40, 2, generator=g)
+    pred = TwoHeadOutput(s, s * 0.5) if METHODS[name].heads == 2 else s
+    stacked = get_loss(name)
+    if hasattr(stacked, "fit"):
+        stacked.fit(y, t)
+    values = stacked(pred, y, t)
+    assert values.shape == (3,)
+    for b in range(3):
+        single = get_loss(name)
+        if hasattr(single, "fit"):
+            single.fit(y[b], t[b])
+        pred_b = TwoHeadOutput(s[b], s[b] * 0.5) if METHODS[name].heads == 2 else s[b]
+        assert torch.allclose(values[b], single(pred_b, y[b], t[b]), rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_teachers_equal_one_at_a_time(group):
+    ds, noisies, seeds = group
+    stacked = train_teachers(ds, noisies, TEACHER, seeds, "cpu")
+    for res, noisy, seed in zip(stacked, noisies, seeds):
+        alone = train_teacher(ds, noisy, TEACHER, seed, "cpu")
+        assert res.metrics["best_epochs"] == alone.metrics["best_epochs"]
+        np.testing.assert_allclose(res.t_dev, alone.t_dev, rtol=1e-4, atol=1e-5)
+        assert res.metrics["rmse"] == pytest.approx(alone.metrics["rmse"], rel=1e-4)
+
+
+@pytest.mark.parametrize("method", ["scratch", "oracle", "ail", "tukey", "tor", "tor_multitask"])
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_stacked_students_equal_one_at_a_time(group, method, batch_size):
+    ds, noisies, seeds = group
+    cfg = {**STUDENT, "train": {**STUDENT["train"], "batch_size": batch_size}}
+    t_devs = [ds.y_dev + 0.01] * len(seeds)
+    stacked = train_students(ds, noisies, t_devs, method, cfg, seeds, "cpu")
+    for res, noisy, t_dev, seed in zip(stacked, noisies, t_devs, seeds):
+        alone = train_student(ds, noisy, t_dev, method, cfg, seed, "cpu")
+        for key, value in alone.metrics.items():
+            if isinstance(value, float) and not np.isnan(value):
+                assert res.metrics[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+        for k, v in alone.state.items():
+            torch.testing.assert_close(res.state[k], v, rtol=1e-4, atol=1e-5)
