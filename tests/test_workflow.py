@@ -80,6 +80,13 @@ def test_pipeline_end_to_end(workdir):
     assert cfg["config"]["train"]["epochs"] == 60
     # a second run has nothing to do
     assert "Nothing to be done" in snakemake(workdir, "-n", "all").stdout
+    # determinism: the same params in another directory give byte-identical metrics and tables
+    again = workdir / "again"
+    again.mkdir()
+    shutil.copy(workdir / "params.yaml", again / "params.yaml")
+    snakemake(again, "all")
+    for name in ("metrics/sinusoid.json", "tables/sinusoid.md", "tables/sinusoid.csv", "evaluation/sinusoid_runs.csv"):
+        assert (again / "results" / name).read_bytes() == (res / name).read_bytes(), name
     # A params change reruns exactly the jobs it affects, even without Snakemake's run records (a fresh clone
     # after `dvc pull` has none): the changed setting is part of the output path.
     shutil.rmtree(workdir / ".snakemake")

@@ -120,14 +120,14 @@ def cmd_train_teachers(a) -> None:
     from kdreg.jobs import run_teachers
     _threads(a.threads)
     run_teachers(a.data, a.noisy_dir, _members(a.models), read_config(a.config), a.out_dir, a.device, a.stacked,
-                 a.stack_size)
+                 a.stack_size, a.checkpoint_every)
 
 
 def cmd_train_students(a) -> None:
     from kdreg.jobs import run_students
     _threads(a.threads)
     run_students(a.data, a.noisy_dir, _members(a.models), a.method, read_config(a.config), a.out_dir, a.teacher_dir,
-                 a.device, a.stacked, a.stack_size)
+                 a.device, a.stacked, a.stack_size, a.checkpoint_every)
 
 
 def cmd_collect(a) -> None:
@@ -169,6 +169,14 @@ def cmd_plot(a) -> None:
         plots.fits(a.inputs[0], a.inputs[1], a.out, a.title)
     else:
         plots.rejection(a.inputs[0], a.out, a.title)
+
+
+def cmd_check(a) -> None:
+    from kdreg.check import check
+    lines, problems = check(a.params)
+    print("\n".join(lines))
+    if problems:
+        raise SystemExit(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--no-stack", dest="stacked", action="store_false",
                        help="train the group's models one at a time instead of as one stack")
         s.add_argument("--stack-size", type=int, default=0, help="models per stack (0: the whole group)")
+        s.add_argument("--checkpoint-every", type=int, default=0, metavar="EPOCHS",
+                       help="save a resumable training state this often in OUT_DIR.resume/ (0: never)")
 
     s = sub.add_parser("train-teachers", help="train a group of teachers (one per LEVEL:SEED)")
     group_train(s)
@@ -265,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--title", default="")
     s.set_defaults(func=cmd_plot)
+
+    s = sub.add_parser("check", help="validate params.yaml and report which datasets are present, missing or corrupt")
+    s.add_argument("--params", default="params.yaml")
+    s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("evaluate", help="recompute a checkpoint's test metrics")
     s.add_argument("--checkpoint", required=True)

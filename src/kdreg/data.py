@@ -47,7 +47,7 @@ class Dataset:
 
     def save(self, path) -> None:
         from kdreg.io import save_npz
-        save_npz(path, x_dev=self.x_dev, y_dev=self.y_dev, val=self.val, x_test=self.x_test,
+        save_npz(path, checksum=True, x_dev=self.x_dev, y_dev=self.y_dev, val=self.val, x_test=self.x_test,
                  y_test=self.y_test, name=np.array(self.name), task=np.array(self.task))
 
     @classmethod

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -31,16 +32,50 @@ def atomic_path(path):
             os.unlink(tmp)
 
 
-def save_npz(path, **arrays) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
-def load_npz(path, required=()) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz``; refuse a missing, truncated or incomplete file with a clear message."""
+def checksum_path(path) -> Path:
+    return Path(f"{path}.sha256")
+
+
+def save_npz(path, checksum: bool = False, **arrays) -> None:
+    """Write an ``.npz`` atomically; with ``checksum``, also record its SHA-256 in ``{path}.sha256``."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        digest = sha256(tmp) if checksum else None
+    if digest:
+        with atomic_path(checksum_path(path)) as tmp:
+            tmp.write_text(f"{digest}  {Path(path).name}\n")
+
+
+def verify_checksum(path) -> None:
+    """Compare a file with the SHA-256 recorded beside it (if one is)."""
+    recorded = checksum_path(path)
+    if not recorded.exists():
+        return
+    expected = recorded.read_text().split()[0] if recorded.read_text().strip() else ""
+    actual = sha256(path)
+    if actual != expected:
+        raise ValueError(f"{path} does not match the checksum recorded in {recorded} (sha256 {actual[:12]}…, "
+                         f"recorded {expected[:12]}…): the file was changed or damaged after it was made. "
+                         "Delete both files and rerun the step that makes them (or `dvc checkout` the recorded one)")
+
+
+def load_npz(path, required=(), verify: bool = True) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz``; refuse a missing, truncated, incomplete or checksum-mismatched file with a
+    clear message."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file; run the step that produces it (e.g. `snakemake {path}`)")
+    if verify:
+        verify_checksum(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -7,6 +7,7 @@ marks the run finished).
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from kdreg import layout
@@ -30,6 +31,11 @@ def save_run(out: Path, kind: str, run: dict, config: dict, result, metrics: dic
     save_json(out / "metrics.json", {**run, **metrics})
 
 
+def _resume_dir(out_dir: str) -> Path:
+    out = Path(out_dir)
+    return out.parent / f"{out.name}.resume"
+
+
 def _load_member(noisy_dir: str, level: float, seed: int) -> NoisyLabels:
     path = Path(noisy_dir) / f"{layout.member_name(level, seed)}.npz"
     noisy = NoisyLabels.load(path)
@@ -40,24 +46,31 @@ def _load_member(noisy_dir: str, level: float, seed: int) -> NoisyLabels:
 
 
 def run_teachers(data: str, noisy_dir: str, members: list[tuple[float, int]], config: dict, out_dir: str,
-                 device: str = "auto", stacked: bool = True, stack_size: int = 0) -> None:
-    """Train the teacher of every (level, seed) in ``members`` (stacked where possible), cache its predictions."""
-    from kdreg.train import train_teachers
+                 device: str = "auto", stacked: bool = True, stack_size: int = 0,
+                 checkpoint_every: int = 0) -> None:
+    """Train the teacher of every (level, seed) in ``members`` (stacked where possible), cache its predictions.
+
+    With ``checkpoint_every`` > 0 the training state is saved in ``{out_dir}.resume/`` (beside the output, which
+    Snakemake clears before a rerun) and a rerun of a killed job resumes from it."""
+    from kdreg.train import ResumeDir, train_teachers
     ds = Dataset.load(data)
     noisies = [_load_member(noisy_dir, level, seed) for level, seed in members]
-    results = train_teachers(ds, noisies, config, [seed for _, seed in members], device, stacked, stack_size)
+    resume = ResumeDir(_resume_dir(out_dir), checkpoint_every)
+    results = train_teachers(ds, noisies, config, [seed for _, seed in members], device, stacked, stack_size, resume)
     for (level, seed), noisy, res in zip(members, noisies, results):
         run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": level, "seed": seed, "model": "teacher"}
         save_run(Path(out_dir) / layout.member_name(level, seed), "teacher", run, config, res, res.metrics,
                  {"t_dev": res.t_dev, "t_test": res.t_test})
+    shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)  # every run is saved: the states are spent
 
 
 def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], method: str, config: dict,
                  out_dir: str, teacher_dir: str | None, device: str = "auto", stacked: bool = True,
-                 stack_size: int = 0) -> None:
-    """Train one ``method`` student for every (level, seed) in ``members`` from the cached teacher predictions."""
+                 stack_size: int = 0, checkpoint_every: int = 0) -> None:
+    """Train one ``method`` student for every (level, seed) in ``members`` from the cached teacher predictions
+    (resumable as in :func:`run_teachers`)."""
     from kdreg.losses import get_method
-    from kdreg.train import train_students
+    from kdreg.train import ResumeDir, train_students
     ds = Dataset.load(data)
     needs_teacher = get_method(method).uses_teacher
     if needs_teacher and not teacher_dir:
@@ -65,14 +78,16 @@ def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], me
     noisies = [_load_member(noisy_dir, level, seed) for level, seed in members]
     t_devs = [load_npz(Path(teacher_dir) / layout.member_name(level, seed) / "predictions.npz", ("t_dev",))["t_dev"]
               if needs_teacher else None for level, seed in members]
+    resume = ResumeDir(_resume_dir(out_dir), checkpoint_every)
     results = train_students(ds, noisies, t_devs, method, config, [seed for _, seed in members], device, stacked,
-                             stack_size)
+                             stack_size, resume)
     for (level, seed), noisy, res in zip(members, noisies, results):
         run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": level, "seed": seed, "model": method}
         pred = res.test_pred
         arrays = ({"label": pred.label, "teacher": pred.teacher} if isinstance(pred, TwoHeadOutput)
                   else {"label": pred})
         save_run(Path(out_dir) / layout.member_name(level, seed), "student", run, config, res, res.metrics, arrays)
+    shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)
 
 
 def finished_runs(group_dirs) -> list[Path]:

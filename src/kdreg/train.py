@@ -8,7 +8,9 @@ stacked (:mod:`kdreg.stacked`): one optimizer step updates every model of the gr
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -17,6 +19,7 @@ from tqdm.auto import tqdm
 
 from kdreg import metrics as M
 from kdreg.data import Dataset, Standardizer
+from kdreg.io import load_checkpoint, save_checkpoint
 from kdreg.losses import TORLoss, check_pair, get_loss, get_method, loss_options, values_checked_upstream
 from kdreg.models import TwoHeadOutput, create_model, resolve_device, select_head
 from kdreg.noise import NoisyLabels
@@ -96,13 +99,63 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 8192):
     return torch.cat(outs, dim=dim).cpu().numpy()
 
 
+@dataclass
+class Resume:
+    """A resumable training state at ``path``, saved every ``every`` epochs (atomically, after that epoch's
+    evaluation). ``fingerprint`` identifies the run, so a state from other settings is refused, not silently used;
+    ``get_extra`` / ``set_extra`` carry the caller's own state (the teacher's best epoch so far)."""
+
+    path: Path
+    every: int
+    fingerprint: str
+    get_extra: Callable[[], dict] = field(default=lambda: {})
+    set_extra: Callable[[dict], None] = field(default=lambda extra: None)
+
+
+@dataclass
+class ResumeDir:
+    """Where a job keeps the resumable states of its trainings (one file per ``fit`` call) and how often."""
+
+    path: Path
+    every: int
+
+    def at(self, name: str, fingerprint: str, **hooks) -> Resume | None:
+        return Resume(Path(self.path) / f"{name}.pt", self.every, fingerprint, **hooks) if self.every else None
+
+
+def _restore(resume: Resume, model, opt, gens) -> int:
+    """Load a saved state into model, optimizer and generators; return the last finished epoch (0: none)."""
+    if resume is None or not resume.path.exists():
+        return 0
+    state = load_checkpoint(resume.path)
+    if state.get("fingerprint") != resume.fingerprint:
+        raise ValueError(f"{resume.path} holds the training state of other settings (fingerprint "
+                         f"{state.get('fingerprint')}, expected {resume.fingerprint}); delete it to start over")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    for g, g_state in zip(gens, state["generators"]):
+        g.set_state(g_state)
+    torch.set_rng_state(state["torch_rng"])
+    resume.set_extra(state["extra"])
+    return int(state["epoch"])
+
+
+def _save_state(resume: Resume, epoch: int, model, opt, gens) -> None:
+    save_checkpoint(resume.path, {"fingerprint": resume.fingerprint, "epoch": epoch, "model": model.state_dict(),
+                                  "optimizer": opt.state_dict(), "generators": [g.get_state() for g in gens],
+                                  "torch_rng": torch.get_rng_state(), "extra": resume.get_extra()})
+
+
 def fit(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None,
-        settings: TrainSettings, seed, on_eval=None, desc: str = "train") -> None:
+        settings: TrainSettings, seed, on_eval=None, desc: str = "train", resume: Resume | None = None) -> None:
     """Adam on ``loss_fn(model(x), y, t)``; ``on_eval(epoch)`` runs every ``eval_every`` epochs and at the end.
 
     One model: ``y, t`` are ``(N, D)`` and ``seed`` an int. A :class:`StackedMLP` of B models: ``x`` is the
     shared ``(N, in)``, ``y, t`` are ``(B, N, D)``, ``seed`` is one seed per model, and each model draws its own
     mini-batch order exactly as it would alone.
+
+    With ``resume``, the state is saved every ``resume.every`` epochs, and a call that finds a saved state
+    continues from it. A run killed and restarted ends exactly where an uninterrupted one does.
     """
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     seeds = list(seed) if isinstance(seed, (list, tuple)) else [seed]
@@ -113,12 +166,14 @@ def fit(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     rows = torch.arange(len(seeds), device=x.device)[:, None]
     check_pair(y, y if t is None else t, "labels and teacher predictions")  # NaN / inf: once, not per step
     model.train()
+    done = _restore(resume, model, opt, gens)
     with values_checked_upstream():
-        _epochs(model, loss_fn, opt, x, y, t, settings, gens, stacked, n, bs, rows, on_eval, desc)
+        _epochs(model, loss_fn, opt, x, y, t, settings, gens, stacked, n, bs, rows, on_eval, desc, done, resume)
 
 
-def _epochs(model, loss_fn, opt, x, y, t, settings, gens, stacked, n, bs, rows, on_eval, desc) -> None:
-    for epoch in tqdm(range(1, settings.epochs + 1), desc=desc, leave=False, disable=None):
+def _epochs(model, loss_fn, opt, x, y, t, settings, gens, stacked, n, bs, rows, on_eval, desc, done, resume):
+    for epoch in tqdm(range(done + 1, settings.epochs + 1), desc=desc, leave=False, disable=None,
+                      initial=done, total=settings.epochs):
         # Full batch needs no permutation; mini-batches are slices of one permutation per model and epoch.
         if bs == n:
             batches = [None]
@@ -143,6 +198,8 @@ def _epochs(model, loss_fn, opt, x, y, t, settings, gens, stacked, n, bs, rows, 
         if (epoch % settings.eval_every == 0 or last) and not torch.isfinite(loss):
             raise ValueError(f"training diverged at epoch {epoch} (loss {loss.item()}); lower the learning rate "
                              f"(lr = {settings.lr}) or check the inputs")
+        if resume is not None and (epoch % resume.every == 0 or last):
+            _save_state(resume, epoch, model, opt, gens)
 
 
 def task_metrics(pred: np.ndarray, target: np.ndarray, task: str, prefix: str = "") -> dict[str, float]:
@@ -286,8 +343,15 @@ def _chunks(n: int, size: int) -> list[slice]:
     return [slice(i, i + size) for i in range(0, n, size)]
 
 
+def _fingerprint(kind: str, config: dict, noisies, seeds) -> str:
+    from kdreg.layout import config_key
+    return config_key({"kind": kind, "config": config, "seeds": list(seeds),
+                       "noise": [(n.kind, n.level, n.seed) for n in noisies]})
+
+
 def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int],
-                   device: str = "auto", stacked: bool = True, stack_size: int = 0) -> list[TeacherResult]:
+                   device: str = "auto", stacked: bool = True, stack_size: int = 0,
+                   resume: ResumeDir | None = None) -> list[TeacherResult]:
     """One teacher per (noisy labels, seed), trained in stacks of ``stack_size`` (0: all) where possible (an MLP
     teacher without cross-fitting or refinement); otherwise one after another. Results match
     :func:`train_teacher` per seed, to float rounding."""
@@ -297,7 +361,7 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
         return [train_teacher(dataset, n, config, s, device) for n, s in zip(noisies, seeds)]
     if stack_size and len(seeds) > stack_size:
         return [r for c in _chunks(len(seeds), stack_size)
-                for r in train_teachers(dataset, noisies[c], config, seeds[c], device, stacked, stack_size)]
+                for r in train_teachers(dataset, noisies[c], config, seeds[c], device, stacked, stack_size, resume)]
     dev = resolve_device(device)
     preps = [prepare(dataset, n, dev) for n in noisies]
     x, y = _shared_inputs(preps), torch.stack([p.y for p in preps])          # (N, in), (B, N, D)
@@ -321,8 +385,18 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
             _select(list(stack.parameters()), best, torch.as_tensor(improved, device=dev))
             best_err[improved], best_epoch[improved] = err[improved], epoch
 
+    def get_extra():
+        return {"best_err": best_err.copy(), "best_epoch": best_epoch.copy(), "best": [b.clone() for b in best]}
+
+    def set_extra(extra):
+        best_err[:], best_epoch[:] = extra["best_err"], extra["best_epoch"]
+        for b, saved in zip(best, extra["best"]):
+            b.copy_(saved)
+
+    fingerprint = _fingerprint("teachers", config, noisies, seeds)
     fit(stack, get_loss(TEACHER_LOSSES[loss_name]), x, y, None, settings, fit_seeds, on_eval=on_eval,
-        desc=f"{len(seeds)} teachers")
+        desc=f"{len(seeds)} teachers", resume=resume and resume.at(f"teachers-{fingerprint}", fingerprint,
+                                                                   get_extra=get_extra, set_extra=set_extra))
     with torch.no_grad():
         for p, b in zip(stack.parameters(), best):
             p.copy_(b)
@@ -412,7 +486,7 @@ def train_student(dataset: Dataset, noisy: NoisyLabels, t_dev: np.ndarray | None
 
 def train_students(dataset: Dataset, noisies: list[NoisyLabels], t_devs: list, method: str, config: dict,
                    seeds: list[int], device: str = "auto", stacked: bool = True,
-                   stack_size: int = 0) -> list[StudentResult]:
+                   stack_size: int = 0, resume: ResumeDir | None = None) -> list[StudentResult]:
     """One ``method`` student per (noisy labels, teacher predictions, seed), trained in stacks of
     ``stack_size`` (0: all) when the student is an MLP. Results match :func:`train_student` per seed, to float
     rounding."""
@@ -421,7 +495,7 @@ def train_students(dataset: Dataset, noisies: list[NoisyLabels], t_devs: list, m
         return [train_student(dataset, n, t, method, config, s, device) for n, t, s in zip(noisies, t_devs, seeds)]
     if stack_size and len(seeds) > stack_size:
         return [r for c in _chunks(len(seeds), stack_size) for r in train_students(
-            dataset, noisies[c], t_devs[c], method, config, seeds[c], device, stacked, stack_size)]
+            dataset, noisies[c], t_devs[c], method, config, seeds[c], device, stacked, stack_size, resume)]
     dev = resolve_device(device)
     preps = [prepare(dataset, n, dev) for n in noisies]
     tr = ~dataset.val
@@ -439,7 +513,9 @@ def train_students(dataset: Dataset, noisies: list[NoisyLabels], t_devs: list, m
         torch.manual_seed(s)
         models.append(create_model(mcfg))
     stack = StackedMLP(models).to(dev)
-    fit(stack, loss_fn, x, y, t, settings, fit_seeds, desc=f"{len(seeds)} students {method}")
+    fingerprint = _fingerprint(f"students-{method}", config, noisies, seeds)
+    fit(stack, loss_fn, x, y, t, settings, fit_seeds, desc=f"{len(seeds)} students {method}",
+        resume=resume and resume.at(f"students-{method}-{fingerprint}", fingerprint))
     out = predict(stack, preps[0].x_test)
     keep = _keep_mask(loss_fn, y, t)
     states = stack.state_dicts()

@@ -5,14 +5,15 @@ rule make_data:
     input:
         code=DATA_SRC,
     output:
-        "data/{dataset}/{datakey}/clean.npz",
+        data="data/{dataset}/{datakey}/clean.npz",
+        checksum="data/{dataset}/{datakey}/clean.npz.sha256",
     params:
         config=lambda w: quoted_json(layout.data_config(config, w.dataset)),
         check=lambda w: current(w, w.datakey, PATHS[w.dataset].data_key),
     log:
         "results/logs/make_data/{dataset}-{datakey}.log",
     shell:
-        "python -m kdreg make-data --dataset {wildcards.dataset} --config {params.config} --out {output} > {log} 2>&1"
+        "python -m kdreg make-data --dataset {wildcards.dataset} --config {params.config} --out {output.data} > {log} 2>&1"
 
 
 rule corrupt:

@@ -30,4 +30,4 @@ rule train_students:
     shell:
         "python -m kdreg train-students --method {wildcards.method} --data {input.data}"
         " --noisy-dir {params.noisy_dir} --models {params.models} {params.teacher} --config {params.config}"
-        " --device {params.device} --threads {threads} %s --stack-size %d --out-dir {output} > {log} 2>&1" % (STACK, config["pipeline"]["student_stack_size"])
+        " --device {params.device} --threads {threads} %s --stack-size %d --checkpoint-every %d --out-dir {output} > {log} 2>&1" % (STACK, config["pipeline"]["student_stack_size"], config["pipeline"]["checkpoint_every"])

@@ -21,4 +21,4 @@ rule train_teachers:
         "results/logs/teachers/{dataset}-{datakey}/{noise}/g{group}-{key}.log",
     shell:
         "python -m kdreg train-teachers --data {input.data} --noisy-dir {params.noisy_dir} --models {params.models}"
-        " --config {params.config} --device {params.device} --threads {threads} %s --stack-size %d --out-dir {output} > {log} 2>&1" % (STACK, config["pipeline"]["teacher_stack_size"])
+        " --config {params.config} --device {params.device} --threads {threads} %s --stack-size %d --checkpoint-every %d --out-dir {output} > {log} 2>&1" % (STACK, config["pipeline"]["teacher_stack_size"], config["pipeline"]["checkpoint_every"])

@@ -1,0 +1,55 @@
+"""`kdreg check`: validate params.yaml and report, per enabled dataset, which inputs are present, missing or
+corrupt, without training anything."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdreg import layout
+from kdreg.config import load_params
+
+
+def _status(path: Path, loader) -> tuple[str, str]:
+    if not path.exists():
+        return "missing", ""
+    try:
+        loader(path)
+    except (ValueError, OSError) as err:
+        return "CORRUPT", str(err)
+    return "ok", ""
+
+
+def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str], int]:
+    """Lines of a report and the number of problems found (bad params count as one and stop the check)."""
+    from kdreg.data import Dataset
+    from kdreg.noise import NoisyLabels
+    try:
+        params = load_params(Path(root) / params_path)
+    except (ValueError, FileNotFoundError) as err:
+        return [f"params: INVALID\n{err}"], 1
+    lines = [f"params: {params_path} is valid ({len(params['methods'])} methods, {params['seeds']} seeds, "
+             f"noise levels {params['noise']['levels']})"]
+    problems = 0
+    for name in layout.enabled_datasets(params):
+        paths = layout.Paths(params, name)
+        lines.append(f"dataset {name}:")
+        state, detail = _status(Path(root) / paths.clean, Dataset.load)
+        hint = {"missing": " (the pipeline makes it: `snakemake --cores 2 figures`)", "ok": "", "CORRUPT": ""}
+        lines.append(f"  {paths.clean}: {state}{hint[state]}")
+        if state == "CORRUPT":
+            problems += 1
+            lines.append(f"    {detail}")
+        counts = {"ok": 0, "missing": 0, "CORRUPT": 0}
+        for group in range(len(paths.groups)):
+            for level, seed in paths.groups[group]:
+                path = Path(root) / paths.noisy(level, seed)
+                s, detail = _status(path, NoisyLabels.load)
+                counts[s] += 1
+                if s == "CORRUPT":
+                    problems += 1
+                    lines.append(f"  {paths.noisy(level, seed)}: CORRUPT\n    {detail}")
+        lines.append(f"  noisy labels: {counts['ok']} ok, {counts['missing']} to make, {counts['CORRUPT']} corrupt")
+        done = sum((Path(root) / d).is_dir() for d in paths.all_group_dirs(params["methods"]))
+        lines.append(f"  trained groups: {done} of {len(paths.all_group_dirs(params['methods']))} present")
+    lines.append("no problems found" if problems == 0 else f"{problems} problem(s): delete the corrupt files and "
+                 "rerun the pipeline, which remakes them")
+    return lines, problems
