@@ -108,3 +108,25 @@ def test_corrupt_or_wrong_archive_is_refused(tmp_path):
     good.write_bytes(good.read_bytes()[:-10])  # changed after its checksum was recorded
     with pytest.raises(ValueError, match="does not match the SHA-256"):
         mg.verify_archive(good)
+
+
+def test_cnn_teacher_and_two_headed_student_train_on_a_fold(tmp_path):
+    import torch
+
+    from kdreg.noise import NoisyLabels
+    from kdreg.train import train_student, train_teacher
+    torch.set_num_threads(1)
+    base = build(tmp_path, days=((1, 30), (2, 1), (3, 30)))
+    mg.prepare(base, tmp_path / "prep.npz", people=["p00", "p01"], per_person=61)
+    ds = mg.fold_dataset(tmp_path / "prep.npz", "p01", val_fraction=0.2, seed=0)
+    assert ds.x_dev.shape == (61, 36, 60) and ds.e_dev.shape == (61, 2) and ds.task == "gaze"
+    noisy = NoisyLabels.make(ds.y_dev, "replace", 0.2, seed=0)
+    teacher = train_teacher(ds, noisy, {"model": {"kind": "resnet_preact", "depth": 8},
+                                        "train": {"epochs": 3, "lr": 0.01, "batch_size": 16, "eval_every": 1}},
+                            seed=0, device="cpu")
+    assert teacher.t_dev.shape == (61, 2) and np.isfinite(teacher.metrics["angular_deg"])
+    student = train_student(ds, noisy, teacher.t_dev, "tor_multitask",
+                            {"model": {"kind": "lenet", "width": 32}, "train": {"epochs": 3, "lr": 0.01, "batch_size": 16}},
+                            seed=0, device="cpu")
+    for key in ("angular_deg", "label_head_angular_deg", "teacher_head_angular_deg", "rejection_recall"):
+        assert key in student.metrics

@@ -13,6 +13,14 @@ from torch.nn import functional as F
 from kdreg.models import TwoHeadStudent
 
 
+def as_images(x: Tensor) -> Tensor:
+    """uint8 ``(N, H, W)`` or float ``(N, 1, H, W)`` → float ``(N, 1, H, W)`` in [0, 1]: images stay uint8 in
+    memory (4× smaller) and are scaled per batch."""
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    return x.unsqueeze(1) if x.dim() == 3 else x
+
+
 class LeNetBackbone(nn.Module):
     """conv 20@5×5, max-pool 2, conv 50@5×5, max-pool 2, FC 500, ReLU, join the extra inputs.
 
@@ -31,7 +39,7 @@ class LeNetBackbone(nn.Module):
         self.out_features = width + extra_dim
 
     def forward(self, x: Tensor, extra: Tensor | None = None) -> Tensor:
-        x = F.max_pool2d(self.conv1(x), 2)
+        x = F.max_pool2d(self.conv1(as_images(x)), 2)
         x = F.max_pool2d(self.conv2(x), 2)
         x = F.relu(self.fc(x.flatten(1)))
         return x if extra is None else torch.cat([x, extra], dim=1)
@@ -75,7 +83,7 @@ class ResNetPreactBackbone(nn.Module):
         self.out_features = c + extra_dim
 
     def forward(self, x: Tensor, extra: Tensor | None = None) -> Tensor:
-        x = self.blocks(self.stem(x))
+        x = self.blocks(self.stem(as_images(x)))
         x = F.adaptive_avg_pool2d(F.relu(self.bn(x)), 1).flatten(1)
         return x if extra is None else torch.cat([x, extra], dim=1)
 

@@ -23,6 +23,8 @@ class Dataset:
     y_test: np.ndarray
     name: str = "dataset"
     task: str = "regression"  # "gaze": (pitch, yaw) labels, scored by angular error too
+    e_dev: np.ndarray | None = None   # (N, E) extra inputs joined before the last layer (head pose), or None
+    e_test: np.ndarray | None = None  # (M, E)
 
     def __post_init__(self):
         check_labels(self.y_dev, "y_dev")
@@ -37,6 +39,12 @@ class Dataset:
         if self.y_dev.shape[1:] != self.y_test.shape[1:]:
             raise ValueError(f"{self.name}: label dimensions differ between y_dev {self.y_dev.shape} and "
                              f"y_test {self.y_test.shape}")
+        if (self.e_dev is None) != (self.e_test is None) or (
+                self.e_dev is not None and (len(self.e_dev) != len(self.y_dev) or len(self.e_test) != len(self.y_test))):
+            raise ValueError(f"{self.name}: extra inputs need both e_dev and e_test, one row per sample")
+        if self.e_dev is not None:
+            check_finite(self.e_dev, "e_dev")
+            check_finite(self.e_test, "e_test")
         if self.val.all() or not self.val.any():
             raise ValueError(f"{self.name}: the validation split must be a non-empty proper subset of the "
                              "development samples")
@@ -47,15 +55,17 @@ class Dataset:
 
     def save(self, path) -> None:
         from kdreg.io import save_npz
+        extra = {} if self.e_dev is None else {"e_dev": self.e_dev, "e_test": self.e_test}
         save_npz(path, checksum=True, x_dev=self.x_dev, y_dev=self.y_dev, val=self.val, x_test=self.x_test,
-                 y_test=self.y_test, name=np.array(self.name), task=np.array(self.task))
+                 y_test=self.y_test, name=np.array(self.name), task=np.array(self.task), **extra)
 
     @classmethod
     def load(cls, path) -> "Dataset":
         from kdreg.io import load_npz
         arrays = load_npz(path, ("x_dev", "y_dev", "val", "x_test", "y_test"))
         return cls(**{k: arrays[k] for k in ("x_dev", "y_dev", "val", "x_test", "y_test")},
-                   name=str(arrays.get("name", "dataset")), task=str(arrays.get("task", "regression")))
+                   name=str(arrays.get("name", "dataset")), task=str(arrays.get("task", "regression")),
+                   e_dev=arrays.get("e_dev"), e_test=arrays.get("e_test"))
 
 
 def check_finite(a: np.ndarray, name: str) -> None:

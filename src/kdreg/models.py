@@ -89,8 +89,11 @@ def create_model(config: dict) -> nn.Module:
     heads = config.get("heads", 1)
     if heads not in (1, 2):
         raise ValueError(f"heads must be 1 or 2, got {heads!r}")
+    if kind in ("lenet", "resnet_preact"):
+        from kdreg.cnn import create_image_model
+        return create_image_model(config)
     if kind != "mlp":
-        raise ValueError(f"unknown model kind {kind!r}; known: mlp")
+        raise ValueError(f"unknown model kind {kind!r}; known: mlp, lenet, resnet_preact")
     for key in ("in_dim", "out_dim", "hidden"):
         if key not in config:
             raise ValueError(f"model config lacks {key!r}")

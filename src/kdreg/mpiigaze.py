@@ -219,3 +219,20 @@ def prepare(mpiigaze_dir, out, people=PEOPLE, per_person: int = SAMPLES_PER_PERS
               "people": np.asarray(list(people))}
     save_npz(out, checksum=True, **arrays)
     return arrays
+
+
+def fold_dataset(prepared, test_person: str, val_fraction: float = 0.1, seed: int = 0):
+    """Leave-one-person-out fold: ``test_person`` is the clean test set, the other people are the development
+    samples with ``val_fraction`` of them as the validation split. Inputs: eye images (uint8) plus head pose as
+    the extra input joined before the last layer; labels: gaze (pitch, yaw) in radians."""
+    from kdreg.data import Dataset, validation_mask
+    from kdreg.io import load_npz
+    a = load_npz(prepared, ("images", "gaze", "pose", "person", "people"))
+    people = [str(p) for p in a["people"]]
+    if test_person not in people:
+        raise ValueError(f"fold {test_person!r} is not among the prepared people {people}")
+    test = a["person"] == people.index(test_person)
+    dev = ~test
+    return Dataset(x_dev=a["images"][dev], y_dev=a["gaze"][dev], val=validation_mask(int(dev.sum()), val_fraction, seed),
+                   x_test=a["images"][test], y_test=a["gaze"][test], name=f"mpiigaze.{test_person}", task="gaze",
+                   e_dev=a["pose"][dev], e_test=a["pose"][test])

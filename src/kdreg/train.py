@@ -51,6 +51,23 @@ class TrainSettings:
         return s
 
 
+class Inputs:
+    """Several input tensors of one set of samples (eye images and head pose), indexed together."""
+
+    def __init__(self, *tensors: torch.Tensor):
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, idx) -> "Inputs":
+        return Inputs(*(t[idx] for t in self.tensors))
+
+
+def _call(model: nn.Module, x):
+    return model(*x.tensors) if isinstance(x, Inputs) else model(x)
+
+
 @dataclass
 class Prepared:
     """The training split of one noisy dataset, standardized, as tensors on the device."""
@@ -75,15 +92,22 @@ def prepare(dataset: Dataset, noisy: NoisyLabels, device: torch.device) -> Prepa
     # Tabular inputs are standardized on the training split; images arrive already scaled to [0, 1].
     x_scaler = Standardizer.mean_std(dataset.x_dev[tr]) if dataset.x_dev.ndim == 2 else None
 
-    def x_tensor(x):
-        x = x_scaler.transform(x) if x_scaler is not None else np.asarray(x, dtype=np.float32)
-        return torch.as_tensor(x, device=device)
+    def x_tensor(x, e):
+        if x_scaler is not None:
+            x = x_scaler.transform(x)
+        elif x.dtype != np.uint8:  # uint8 images stay compact; the network scales them to [0, 1]
+            x = np.asarray(x, dtype=np.float32)
+        x = torch.as_tensor(np.ascontiguousarray(x), device=device)
+        return x if e is None else Inputs(x, torch.as_tensor(np.asarray(e, dtype=np.float32), device=device))
 
     def y_tensor(y):
         return torch.as_tensor(y_scaler.transform(y), device=device)
 
-    return Prepared(x=x_tensor(dataset.x_dev[tr]), y=y_tensor(noisy.y[tr]), y_clean=y_tensor(dataset.y_dev[tr]),
-                    x_val=x_tensor(dataset.x_dev[va]), y_val=noisy.y[va], x_test=x_tensor(dataset.x_test),
+    e_dev = dataset.e_dev
+    return Prepared(x=x_tensor(dataset.x_dev[tr], None if e_dev is None else e_dev[tr]), y=y_tensor(noisy.y[tr]),
+                    y_clean=y_tensor(dataset.y_dev[tr]),
+                    x_val=x_tensor(dataset.x_dev[va], None if e_dev is None else e_dev[va]), y_val=noisy.y[va],
+                    x_test=x_tensor(dataset.x_test, dataset.e_test),
                     corrupted=noisy.mask[tr], y_scaler=y_scaler, x_scaler=x_scaler)
 
 
@@ -92,7 +116,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 8192):
     """Standardized predictions as numpy: an ``(N, D)`` array (``(B, N, D)`` for a stack), or a TwoHeadOutput."""
     model.eval()
     dim = 1 if isinstance(model, StackedMLP) else 0
-    outs = [model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    outs = [_call(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     model.train()
     if isinstance(outs[0], TwoHeadOutput):
         return TwoHeadOutput(*(torch.cat([o[h] for o in outs], dim=dim).cpu().numpy() for h in range(2)))
@@ -163,7 +187,8 @@ def fit(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     stacked = y.dim() == 3
     n = y.shape[-2]
     bs = n if settings.batch_size is None else min(settings.batch_size, n)
-    rows = torch.arange(len(seeds), device=x.device)[:, None]
+    device = y.device
+    rows = torch.arange(len(seeds), device=device)[:, None]
     check_pair(y, y if t is None else t, "labels and teacher predictions")  # NaN / inf: once, not per step
     model.train()
     done = _restore(resume, model, opt, gens)
@@ -178,7 +203,7 @@ def _epochs(model, loss_fn, opt, x, y, t, settings, gens, stacked, n, bs, rows, 
         if bs == n:
             batches = [None]
         else:
-            perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(x.device)  # (B, N)
+            perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(y.device)  # (B, N)
             batches = perms.split(bs, dim=1)
         for idx in batches:
             if idx is None:
@@ -188,7 +213,7 @@ def _epochs(model, loss_fn, opt, x, y, t, settings, gens, stacked, n, bs, rows, 
             else:
                 idx = idx[0]
                 xb, yb, tb = x[idx], y[idx], None if t is None else t[idx]
-            loss = loss_fn(model(xb), yb, tb).sum()  # a sum of per-model losses: each model gets its own gradient
+            loss = loss_fn(_call(model, xb), yb, tb).sum()  # a sum of per-model losses: each model gets its own gradient
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -211,7 +236,12 @@ def task_metrics(pred: np.ndarray, target: np.ndarray, task: str, prefix: str = 
 
 
 def model_config(dataset: Dataset, model_cfg: dict, heads: int = 1) -> dict:
-    return {"kind": "mlp", "in_dim": int(np.prod(dataset.x_dev.shape[1:])), "out_dim": dataset.label_dim,
+    """The full architecture config of ``create_model`` from the params' ``model`` section and the data."""
+    if model_cfg.get("kind", "mlp") == "mlp":
+        return {"kind": "mlp", "in_dim": int(np.prod(dataset.x_dev.shape[1:])), "out_dim": dataset.label_dim,
+                "heads": heads, **model_cfg}
+    extra = 0 if dataset.e_dev is None else int(dataset.e_dev.shape[1])
+    return {"out_dim": dataset.label_dim, "extra_dim": extra, "image_size": list(dataset.x_dev.shape[-2:]),
             "heads": heads, **model_cfg}
 
 
