@@ -122,3 +122,34 @@ def test_dvc_repro_twice_second_is_a_no_op(tmp_path, committed_params):
     assert "didn't change, skipping" in second.stdout and "Running stage" not in second.stdout
     status = env_run(*dvc, "status")
     assert "up to date" in status.stdout
+
+
+@pytest.mark.slow
+def test_mpiigaze_pipeline_on_the_fixture(tmp_path, committed_params):
+    """Download (a local file:// archive in the real format), verify, extract, prepare, two leave-one-person-out
+    folds, CNN teachers and students, aggregation and figures: the real rules on a tiny tree."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from mpiigaze_fixture import archive, build
+
+    from kdreg.mpiigaze import PEOPLE
+    src = build(tmp_path / "src", people=PEOPLE, days=((1, 4), (2, 1)))
+    tgz = archive(src.parent, tmp_path / "MPIIGaze.tar.gz")
+    params = shrink(committed_params)
+    params["datasets"]["sinusoid"]["enabled"] = False
+    params["methods"] = ["scratch", "tor_multitask"]
+    gaze = params["datasets"]["mpiigaze"]
+    gaze.update(enabled=True, url=tgz.as_uri(), per_person=5, folds=["p00", "p01"])
+    gaze["teacher"]["train"] = {"epochs": 2, "lr": 0.01, "batch_size": 16, "eval_every": 1}
+    gaze["student"] = {"model": {"kind": "lenet", "width": 16}, "train": {"epochs": 2, "lr": 0.01, "batch_size": 16}}
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    snakemake(work, "all")
+    assert (work / "resources/mpiigaze/MPIIGaze.tar.gz.sha256").exists()
+    metrics = json.loads((work / "results/metrics/mpiigaze.json").read_text())
+    assert "p0.3.tor_multitask.angular_deg_mean" in metrics and "p0.3.teacher.angular_deg_mean" in metrics
+    table = (work / "results/tables/mpiigaze.md").read_text()
+    assert "Per fold" in table and "p00" in table and "p01" in table
+    assert (work / "results/figures/mpiigaze_error_vs_noise.png").stat().st_size > 0
+    runs = (work / "results/evaluation/mpiigaze_runs.csv").read_text()
+    assert "mpiigaze.p00" in runs and "mpiigaze.p01" in runs

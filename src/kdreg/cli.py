@@ -32,13 +32,32 @@ def _threads(n: int | None) -> None:
 
 
 def cmd_make_data(a) -> None:
-    from kdreg.data import make_sinusoid
     cfg = read_config(a.config) if a.config else {}
-    if a.dataset != "sinusoid":
-        raise ValueError(f"make-data knows the dataset 'sinusoid'; got {a.dataset!r}")
-    keys = {"n_train", "n_test", "val_fraction", "data_seed"}
-    ds = make_sinusoid(**{("seed" if k == "data_seed" else k): v for k, v in cfg.items() if k in keys})
+    if a.dataset == "sinusoid":
+        from kdreg.data import make_sinusoid
+        keys = {"n_train", "n_test", "val_fraction", "data_seed"}
+        ds = make_sinusoid(**{("seed" if k == "data_seed" else k): v for k, v in cfg.items() if k in keys})
+    elif a.dataset.startswith("mpiigaze."):
+        from kdreg.mpiigaze import fold_dataset
+        if not a.prepared:
+            raise ValueError("make-data for an MPIIGaze fold needs --prepared (the prepared Evaluation Subset)")
+        ds = fold_dataset(a.prepared, a.dataset.split(".", 1)[1], cfg.get("val_fraction", 0.1),
+                          cfg.get("data_seed", 0))
+    else:
+        raise ValueError(f"make-data knows 'sinusoid' and MPIIGaze folds 'mpiigaze.pXX'; got {a.dataset!r}")
     ds.save(a.out)
+
+
+def cmd_mpiigaze(a) -> None:
+    from kdreg import mpiigaze as mg
+    if a.step == "download":
+        mg.verify_archive(mg.download(a.url, a.out))
+    elif a.step == "extract":
+        mg.verify_archive(a.archive)
+        mg.extract(a.archive, a.out)
+    else:
+        people = a.people or mg.PEOPLE
+        mg.prepare(a.root, a.out, people=people, per_person=a.per_person)
 
 
 def cmd_corrupt(a) -> None:
@@ -144,11 +163,12 @@ def cmd_aggregate(a) -> None:
 
     from kdreg.io import atomic_path
     from kdreg.results import aggregate
+    import pandas as pd
     if a.runs_copy:
         with atomic_path(a.runs_copy) as tmp:
-            shutil.copyfile(a.runs, tmp)
+            pd.concat([pd.read_csv(r) for r in a.runs]).to_csv(tmp, index=False, float_format="%.6g")
     aggregate(a.runs, a.task, a.methods, a.metrics, a.table_md, a.table_csv, a.error_csv, a.rejection_csv,
-              a.error_wide_csv)
+              a.error_wide_csv, a.folds_csv)
 
 
 def cmd_fits(a) -> None:
@@ -189,8 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("make-data", help="build a dataset file (train/validation/test splits)")
     s.add_argument("--dataset", default="sinusoid")
     s.add_argument("--config", help="dataset settings: a YAML/JSON file or inline JSON")
+    s.add_argument("--prepared", help="MPIIGaze folds: the prepared Evaluation Subset (.npz)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_make_data)
+
+    s = sub.add_parser("mpiigaze", help="MPIIGaze: download | extract | prepare")
+    s.add_argument("step", choices=["download", "extract", "prepare"])
+    s.add_argument("--url", default="http://datasets.d2.mpi-inf.mpg.de/MPIIGaze/MPIIGaze.tar.gz")
+    s.add_argument("--archive", help="extract: the MPIIGaze.tar.gz")
+    s.add_argument("--root", help="prepare: the extracted MPIIGaze folder")
+    s.add_argument("--people", nargs="*", help="prepare: people to read (default all 15)")
+    s.add_argument("--per-person", type=int, default=3000)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_mpiigaze)
 
     s = sub.add_parser("corrupt", help="inject label noise into the development labels")
     s.add_argument("--data", required=True)
@@ -251,8 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_collect)
 
     s = sub.add_parser("aggregate", help="mean / std / 95%% CI tables, metrics JSON and plot data")
-    s.add_argument("--runs", required=True)
+    s.add_argument("--runs", nargs="+", required=True, help="per-run tables (one per fold for MPIIGaze)")
     s.add_argument("--task", default="regression")
+    s.add_argument("--folds-csv", help="per-fold means (datasets evaluated leave-one-person-out)")
     s.add_argument("--methods", nargs="+", required=True)
     for name in ("metrics", "table-md", "table-csv", "error-csv", "rejection-csv"):
         s.add_argument(f"--{name}", required=True)
@@ -292,7 +324,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, OSError) as err:  # FileNotFoundError, FileExistsError included
         print(f"kdreg {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

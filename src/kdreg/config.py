@@ -46,6 +46,12 @@ def check_params(params: dict, source: str = "params") -> dict:
     enabled = [name for name, cfg in params.get("datasets", {}).items() if cfg.get("enabled")]
     if not enabled:
         problems.append("datasets: no dataset is enabled; set datasets.sinusoid.enabled: true")
+    gaze = params.get("datasets", {}).get("mpiigaze", {})
+    if gaze.get("enabled"):
+        for key in ("archive", "root"):
+            if gaze.get(key) and not Path(gaze[key]).exists():
+                problems.append(f"datasets.mpiigaze.{key}: {gaze[key]} does not exist; fix the path or set it to "
+                                "null to download the archive")
     fig = params.get("figures", {})
     levels = [float(v) for v in params.get("noise", {}).get("levels", [])]
     if "fits_level" in fig and float(fig["fits_level"]) not in levels:
@@ -75,9 +81,14 @@ def seeds(params: dict) -> list[int]:
     return list(range(int(params["seeds"])))
 
 
+def base_name(unit: str) -> str:
+    """``"mpiigaze.p03" -> "mpiigaze"``: a fold of a dataset runs as its own unit with the dataset's settings."""
+    return unit.split(".", 1)[0]
+
+
 def teacher_config(params: dict, dataset: str) -> dict:
     """Everything one teacher run reads, frozen beside its outputs."""
-    teacher = params["datasets"][dataset]["teacher"]
+    teacher = params["datasets"][base_name(dataset)]["teacher"]
     if not teacher.get("refine_rounds"):  # TOR options matter to a teacher only when it refines
         return dict(teacher)
     return {**teacher, "tor": params["loss_options"].get("tor", {})}
@@ -90,7 +101,7 @@ def student_config(params: dict, dataset: str, method: str | None = None) -> dic
     if method is not None:
         sections = {"tor_multitask": ("tor", "multitask", "tor_multitask")}.get(method, (method,))
         options = {k: v for k, v in options.items() if k in sections}
-    return {**params["datasets"][dataset]["student"], "loss_options": options,
+    return {**params["datasets"][base_name(dataset)]["student"], "loss_options": options,
             "predict_head": params["predict_head"]}
 
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 
+from kdreg.config import base_name, student_config, teacher_config
 from kdreg.config import seeds as seed_list
-from kdreg.config import student_config, teacher_config
+
+ALL_GAZE_PEOPLE = [f"p{i:02d}" for i in range(15)]
 
 
 def level_tag(level: float) -> str:
@@ -66,9 +68,21 @@ def enabled_datasets(params: dict) -> list[str]:
     return [name for name, cfg in params["datasets"].items() if cfg.get("enabled")]
 
 
-def data_config(params: dict, dataset: str) -> dict:
-    """The settings that make the dataset file (not its models)."""
-    return {k: v for k, v in params["datasets"][dataset].items() if k not in ("enabled", "teacher", "student")}
+def units(params: dict, dataset: str) -> list[str]:
+    """The independently trained units of a dataset: the dataset itself, or one per leave-one-person-out fold
+    (``mpiigaze.p00`` ...)."""
+    if dataset == "mpiigaze":
+        return [f"mpiigaze.{p}" for p in (params["datasets"]["mpiigaze"].get("folds") or ALL_GAZE_PEOPLE)]
+    return [dataset]
+
+
+def data_config(params: dict, unit: str) -> dict:
+    """The settings that make the unit's dataset file (not its models, not where raw data happens to live)."""
+    cfg = {k: v for k, v in params["datasets"][base_name(unit)].items()
+           if k not in ("enabled", "teacher", "student", "archive", "root", "url")}
+    if "." in unit:
+        cfg["fold"] = unit.split(".", 1)[1]
+    return cfg
 
 
 class Paths:

@@ -152,11 +152,36 @@ def fits(data_path: str, noisy_path: str, teacher_run: str, student_runs: dict[s
     return pd.DataFrame(curves).sort_values("x"), points.sort_values("x")
 
 
-def aggregate(runs_csv: str, task: str, methods: list[str], metrics_out: str, table_md: str, table_csv: str,
-              error_csv: str, rejection_csv: str, error_wide_csv: str | None = None) -> None:
-    """Every summary of one dataset from its per-run table; all outputs written atomically."""
+def average_folds(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Units named ``dataset.fold`` (leave-one-person-out) are averaged over folds per (noise level, seed,
+    model), so the CI is over seeds of the fold-averaged error. Returns that and the per-fold table (or None)."""
+    if not runs.dataset.astype(str).str.contains(".", regex=False).any():
+        return runs, None
+    runs = runs.copy()
+    runs["fold"] = runs.dataset.str.split(".", n=1).str[1]
+    runs["dataset"] = runs.dataset.str.split(".", n=1).str[0]
+    keys = ["dataset", "noise_kind", "noise_level", "seed", "model"]
+    numeric = [c for c in runs.columns if c not in keys + ["fold"] and pd.api.types.is_numeric_dtype(runs[c])]
+    per_fold = runs.groupby(["fold", "noise_level", "model"])[numeric].mean().reset_index()
+    return runs.groupby(keys)[numeric].mean().reset_index(), per_fold
+
+
+def aggregate(runs_csv, task: str, methods: list[str], metrics_out: str, table_md: str, table_csv: str,
+              error_csv: str, rejection_csv: str, error_wide_csv: str | None = None,
+              folds_csv: str | None = None) -> None:
+    """Every summary of one dataset from its per-run table(s); all outputs written atomically."""
     from kdreg.io import atomic_path, save_json
-    runs = pd.read_csv(runs_csv)
+    paths = [runs_csv] if isinstance(runs_csv, str) else list(runs_csv)
+    runs, per_fold = average_folds(pd.concat([pd.read_csv(p) for p in paths], ignore_index=True))
+    fold_text = ""
+    if per_fold is not None:  # leave-one-person-out: each fold's mean over seeds, for the teacher and key methods
+        metric_ = primary_metric(task)
+        shown = [m for m in ("teacher", "scratch", "tor", "tor_multitask") if m in set(per_fold.model)]
+        sub = per_fold[per_fold.model.isin(shown)]
+        wide_f = sub.pivot_table(index=["fold", "model"], columns="noise_level", values=metric_).reset_index()
+        wide_f.columns = [c if isinstance(c, str) else f"p={layout.level_tag(c)}" for c in wide_f.columns]
+        fold_text = "\n\n" + markdown(wide_f.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v),
+                                       f"Per fold (held-out person), mean {metric_} over seeds:")
     metric = primary_metric(task)
     summary = add_relative(summarize(runs), metric)
     models = ["teacher", *[m for m in methods if m in set(runs.model)]]
@@ -172,7 +197,7 @@ def aggregate(runs_csv: str, task: str, methods: list[str], metrics_out: str, ta
         rel_wide.rename(columns=lambda c: f"p={layout.level_tag(c)}").map(
             lambda v: "" if pd.isna(v) else f"{v:.3f}").reset_index(), "").lstrip()
     with atomic_path(table_md) as tmp:
-        tmp.write_text(markdown(wide, title) + rel_text)
+        tmp.write_text(markdown(wide, title) + rel_text + fold_text)
     with atomic_path(table_csv) as tmp:
         summary[summary.model.isin(models)].to_csv(tmp, index=False, float_format="%.6g")
     long = error_vs_noise(summary[summary.model.isin(models)], metric)

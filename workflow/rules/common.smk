@@ -15,23 +15,25 @@ except ValueError as err:
 
 DATASETS = layout.enabled_datasets(config)
 METHODS = config["methods"]
-PATHS = {d: layout.Paths(config, d) for d in DATASETS}
+# A unit trains independently: a dataset, or one leave-one-person-out fold of it (mpiigaze.p03).
+UNITS = {d: layout.units(config, d) for d in DATASETS}
+PATHS = {u: layout.Paths(config, u) for d in DATASETS for u in UNITS[d]}
 GROUPS = layout.groups(config)
-TASKS = {"sinusoid": "regression"}
+TASKS = {"sinusoid": "regression", "mpiigaze": "gaze"}
 
 # The package modules each stage runs: an edited module reruns exactly the jobs that import it.
 # Absolute, so the workflow also runs with --directory elsewhere (tests, clusters).
 SRC = Path(workflow.basedir) / "src" / "kdreg"
 CORE = [SRC / f for f in ("__init__.py", "cli.py", "config.py", "io.py", "layout.py", "seeding.py")]
-DATA_SRC = CORE + [SRC / f for f in ("data.py", "noise.py")]
-TRAIN_SRC = DATA_SRC + [SRC / f for f in ("losses.py", "models.py", "stacked.py", "train.py", "jobs.py", "metrics.py")]
+DATA_SRC = CORE + [SRC / f for f in ("data.py", "noise.py", "mpiigaze.py", "metrics.py")]
+TRAIN_SRC = DATA_SRC + [SRC / f for f in ("losses.py", "models.py", "cnn.py", "stacked.py", "train.py", "jobs.py")]
 STACK = "" if config["pipeline"]["stack"] else "--no-stack"
 RESULTS_SRC = CORE + [SRC / f for f in ("jobs.py", "results.py")]
 PLOT_SRC = CORE + [SRC / "plots.py"]
 
 
 wildcard_constraints:
-    dataset="[a-z0-9_]+",
+    dataset=r"[a-z0-9_]+(\.p\d\d)?",
     datakey="[0-9a-f]{8}",
     key="[0-9a-f]{8}",
     noise=r"[a-z]+_spread[0-9.]+",

@@ -3,6 +3,7 @@
 
 rule make_data:
     input:
+        prepared=lambda w: [MPIIGAZE_PREPARED] if w.dataset.startswith("mpiigaze.") else [],
         code=DATA_SRC,
     output:
         data="data/{dataset}/{datakey}/clean.npz",
@@ -10,10 +11,12 @@ rule make_data:
     params:
         config=lambda w: quoted_json(layout.data_config(config, w.dataset)),
         check=lambda w: current(w, w.datakey, PATHS[w.dataset].data_key),
+        prepared=lambda w, input: f"--prepared {input.prepared}" if input.prepared else "",
     log:
         "results/logs/make_data/{dataset}-{datakey}.log",
     shell:
-        "python -m kdreg make-data --dataset {wildcards.dataset} --config {params.config} --out {output.data} > {log} 2>&1"
+        "python -m kdreg make-data --dataset {wildcards.dataset} --config {params.config}"
+        " {params.prepared} --out {output.data} > {log} 2>&1"
 
 
 rule corrupt:

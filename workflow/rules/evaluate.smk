@@ -21,7 +21,7 @@ rule collect:
 
 rule aggregate:
     input:
-        runs=lambda w: PATHS[w.dataset].runs_table(METHODS),
+        runs=lambda w: [PATHS[u].runs_table(METHODS) for u in UNITS[w.dataset]],
         code=RESULTS_SRC,
     output:
         runs="results/evaluation/{dataset}_runs.csv",
@@ -43,7 +43,7 @@ rule aggregate:
 
 
 # Every target also requires the current runs tables: see layout.Paths.runs_table.
-RUNS_TABLES = [PATHS[d].runs_table(METHODS) for d in DATASETS]
+RUNS_TABLES = [p.runs_table(METHODS) for p in PATHS.values()]
 
 
 rule tables:

@@ -1,0 +1,48 @@
+# MPIIGaze: the official archive (or the user's copy), verified, extracted into resources/, and the Evaluation
+# Subset prepared once as data/mpiigaze/prepared.npz (DVC-cached, so other machines `dvc pull` it instead).
+GAZE = config["datasets"].get("mpiigaze", {})
+MPIIGAZE_ARCHIVE = GAZE.get("archive") or "resources/mpiigaze/MPIIGaze.tar.gz"
+MPIIGAZE_ROOT = GAZE.get("root") or "resources/mpiigaze/raw/MPIIGaze"
+# Keyed by what selects the samples, like every other data path (see kdreg.layout).
+MPIIGAZE_PREPARED = "data/mpiigaze/prepared-%s.npz" % layout.config_key(
+    {"people": GAZE.get("people") or [], "per_person": GAZE.get("per_person", 3000)})
+
+
+rule mpiigaze_download:
+    output:
+        "resources/mpiigaze/MPIIGaze.tar.gz",
+    params:
+        url=GAZE.get("url", "http://datasets.d2.mpi-inf.mpg.de/MPIIGaze/MPIIGaze.tar.gz"),
+    log:
+        "results/logs/mpiigaze/download.log",
+    shell:
+        "python -m kdreg mpiigaze download --url {params.url} --out {output} 2> {log}"
+
+
+rule mpiigaze_extract:
+    input:
+        MPIIGAZE_ARCHIVE,
+    output:
+        directory("resources/mpiigaze/raw"),
+    log:
+        "results/logs/mpiigaze/extract.log",
+    shell:
+        "python -m kdreg mpiigaze extract --archive {input} --out {output} > {log} 2>&1"
+
+
+rule mpiigaze_prepare:
+    input:
+        root=MPIIGAZE_ROOT if GAZE.get("root") else "resources/mpiigaze/raw",
+        code=DATA_SRC,
+    output:
+        data=MPIIGAZE_PREPARED,
+        checksum=MPIIGAZE_PREPARED + ".sha256",
+    params:
+        root=MPIIGAZE_ROOT,
+        people=" ".join(GAZE.get("people") or []),
+        per_person=GAZE.get("per_person", 3000),
+    log:
+        "results/logs/mpiigaze/prepare.log",
+    shell:
+        "python -m kdreg mpiigaze prepare --root {params.root} --people {params.people}"
+        " --per-person {params.per_person} --out {output.data} > {log} 2>&1"
