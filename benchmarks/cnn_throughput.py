@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--epoch", type=int, default=0, metavar="N",
+                    help="also time one full epoch over N synthetic samples at batch 64 (MPIIGaze: 42000)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -73,6 +75,11 @@ def main() -> None:
             achieved = 3 * flops * sps / 1e9
             print(f"| {name} | {n_params:,} | {flops / 1e6:.1f} | {batch} | {sps:,.0f} | {achieved:.1f} | "
                   f"{achieved / peak:.0%} |", flush=True)
+        if args.epoch:
+            start = time.perf_counter()
+            samples_per_second(model, 64, args.epoch // 64, device)
+            print(f"|   one epoch of {args.epoch:,} samples, batch 64: {time.perf_counter() - start:.0f} s |",
+                  flush=True)
 
 
 if __name__ == "__main__":
