@@ -29,27 +29,57 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
     lines = [f"params: {params_path} is valid ({len(params['methods'])} methods, {params['seeds']} seeds, "
              f"noise levels {params['noise']['levels']})"]
     problems = 0
-    for name in layout.enabled_datasets(params):
-        paths = layout.Paths(params, name)
-        lines.append(f"dataset {name}:")
-        state, detail = _status(Path(root) / paths.clean, Dataset.load)
-        hint = {"missing": " (the pipeline makes it: `snakemake --cores 2 figures`)", "ok": "", "CORRUPT": ""}
-        lines.append(f"  {paths.clean}: {state}{hint[state]}")
-        if state == "CORRUPT":
-            problems += 1
-            lines.append(f"    {detail}")
-        counts = {"ok": 0, "missing": 0, "CORRUPT": 0}
-        for group in range(len(paths.groups)):
-            for level, seed in paths.groups[group]:
-                path = Path(root) / paths.noisy(level, seed)
-                s, detail = _status(path, NoisyLabels.load)
-                counts[s] += 1
-                if s == "CORRUPT":
-                    problems += 1
-                    lines.append(f"  {paths.noisy(level, seed)}: CORRUPT\n    {detail}")
-        lines.append(f"  noisy labels: {counts['ok']} ok, {counts['missing']} to make, {counts['CORRUPT']} corrupt")
-        done = sum((Path(root) / d).is_dir() for d in paths.all_group_dirs(params["methods"]))
-        lines.append(f"  trained groups: {done} of {len(paths.all_group_dirs(params['methods']))} present")
+    for dataset in layout.enabled_datasets(params):
+        if dataset == "mpiigaze":
+            problems += _check_mpiigaze(params, Path(root), lines)
+        for name in layout.units(params, dataset):
+            problems += _check_unit(params, name, Path(root), lines, Dataset, NoisyLabels)
     lines.append("no problems found" if problems == 0 else f"{problems} problem(s): delete the corrupt files and "
                  "rerun the pipeline, which remakes them")
     return lines, problems
+
+
+def _check_mpiigaze(params: dict, root: Path, lines: list[str]) -> int:
+    gaze = params["datasets"]["mpiigaze"]
+    lines.append("dataset mpiigaze (CC BY-NC-SA 4.0):")
+    if gaze.get("root"):
+        ok = (Path(gaze["root"]) / "Data" / "Normalized").is_dir()
+        lines.append(f"  root {gaze['root']}: {'ok' if ok else 'MISSING Data/Normalized'}")
+        return 0 if ok else 1
+    archive = Path(gaze.get("archive") or root / "resources/mpiigaze/MPIIGaze.tar.gz")
+    if archive.exists():
+        from kdreg.mpiigaze import verify_archive
+        try:
+            verify_archive(archive)
+            lines.append(f"  archive {archive}: ok")
+        except ValueError as err:
+            lines.append(f"  archive {archive}: CORRUPT\n    {err}")
+            return 1
+    else:
+        lines.append(f"  archive {archive}: missing (the pipeline downloads {gaze.get('url')}, about 2.1 GB)")
+    return 0
+
+
+def _check_unit(params: dict, name: str, root: Path, lines: list[str], Dataset, NoisyLabels) -> int:
+    problems = 0
+    paths = layout.Paths(params, name)
+    lines.append(f"dataset {name}:")
+    state, detail = _status(root / paths.clean, Dataset.load)
+    hint = {"missing": " (the pipeline makes it: `snakemake --cores 2 figures`)", "ok": "", "CORRUPT": ""}
+    lines.append(f"  {paths.clean}: {state}{hint[state]}")
+    if state == "CORRUPT":
+        problems += 1
+        lines.append(f"    {detail}")
+    counts = {"ok": 0, "missing": 0, "CORRUPT": 0}
+    for group in range(len(paths.groups)):
+        for level, seed in paths.groups[group]:
+            path = root / paths.noisy(level, seed)
+            s, detail = _status(path, NoisyLabels.load)
+            counts[s] += 1
+            if s == "CORRUPT":
+                problems += 1
+                lines.append(f"  {paths.noisy(level, seed)}: CORRUPT\n    {detail}")
+    lines.append(f"  noisy labels: {counts['ok']} ok, {counts['missing']} to make, {counts['CORRUPT']} corrupt")
+    done = sum((root / d).is_dir() for d in paths.all_group_dirs(params["methods"]))
+    lines.append(f"  trained groups: {done} of {len(paths.all_group_dirs(params['methods']))} present")
+    return problems
