@@ -43,8 +43,12 @@ def cmd_make_data(a) -> None:
             raise ValueError("make-data for an MPIIGaze fold needs --prepared (the prepared Evaluation Subset)")
         ds = fold_dataset(a.prepared, a.dataset.split(".", 1)[1], cfg.get("val_fraction", 0.1),
                           cfg.get("data_seed", 0))
+    elif cfg.get("kind") == "table":
+        from kdreg.tabular import table_dataset
+        ds = table_dataset(a.dataset, cfg)
     else:
-        raise ValueError(f"make-data knows 'sinusoid' and MPIIGaze folds 'mpiigaze.pXX'; got {a.dataset!r}")
+        raise ValueError(f"make-data knows 'sinusoid', MPIIGaze folds 'mpiigaze.pXX' and datasets of kind: table; "
+                         f"got {a.dataset!r}")
     ds.save(a.out)
 
 

@@ -46,6 +46,12 @@ def check_params(params: dict, source: str = "params") -> dict:
     enabled = [name for name, cfg in params.get("datasets", {}).items() if cfg.get("enabled")]
     if not enabled:
         problems.append("datasets: no dataset is enabled; set datasets.sinusoid.enabled: true")
+    for name, cfg in params.get("datasets", {}).items():
+        if cfg.get("enabled") and cfg.get("kind") == "table" and not Path(cfg["path"]).exists():
+            problems.append(f"datasets.{name}.path: {cfg['path']} does not exist; fix the path (relative to the "
+                            "directory Snakemake runs in)")
+        if "." in name:
+            problems.append(f"datasets.{name}: dataset names may not contain '.'")
     gaze = params.get("datasets", {}).get("mpiigaze", {})
     if gaze.get("enabled"):
         for key in ("archive", "root"):

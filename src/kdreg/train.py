@@ -235,11 +235,15 @@ def task_metrics(pred: np.ndarray, target: np.ndarray, task: str, prefix: str = 
     return out
 
 
-def model_config(dataset: Dataset, model_cfg: dict, heads: int = 1) -> dict:
-    """The full architecture config of ``create_model`` from the params' ``model`` section and the data."""
+def model_config(dataset: Dataset, model_cfg: dict, heads: int = 1, role: str = "student") -> dict:
+    """The full architecture config of ``create_model`` from the params' ``model`` section and the data; an MLP
+    without ``hidden`` gets sizes scaled to the number of inputs (:func:`kdreg.tabular.default_models`)."""
     if model_cfg.get("kind", "mlp") == "mlp":
-        return {"kind": "mlp", "in_dim": int(np.prod(dataset.x_dev.shape[1:])), "out_dim": dataset.label_dim,
-                "heads": heads, **model_cfg}
+        in_dim = int(np.prod(dataset.x_dev.shape[1:]))
+        if "hidden" not in model_cfg:
+            from kdreg.tabular import default_models
+            model_cfg = {**default_models(in_dim)[0 if role == "teacher" else 1], **model_cfg}
+        return {"kind": "mlp", "in_dim": in_dim, "out_dim": dataset.label_dim, "heads": heads, **model_cfg}
     extra = 0 if dataset.e_dev is None else int(dataset.e_dev.shape[1])
     return {"out_dim": dataset.label_dim, "extra_dim": extra, "image_size": list(dataset.x_dev.shape[-2:]),
             "heads": heads, **model_cfg}
@@ -318,7 +322,7 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
         raise ValueError(f"{n} training samples are too few for cross_fit: {k_folds}")
     fold = (rng(seed, "folds").permutation(n) % k_folds if k_folds > 1
             else np.zeros(n, dtype=int))
-    mcfg = model_config(dataset, config.get("model", {}))
+    mcfg = model_config(dataset, config.get("model", {}), role="teacher")
     keep = np.ones(n, dtype=bool)
     history = []
     for rnd in range(rounds + 1):
@@ -386,7 +390,7 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
     teacher without cross-fitting or refinement); otherwise one after another. Results match
     :func:`train_teacher` per seed, to float rounding."""
     settings, loss_name, k_folds, rounds = _teacher_options(config)
-    mcfg = model_config(dataset, config.get("model", {}))
+    mcfg = model_config(dataset, config.get("model", {}), role="teacher")
     if not _stackable(mcfg, stacked) or k_folds > 1 or rounds > 0:
         return [train_teacher(dataset, n, config, s, device) for n, s in zip(noisies, seeds)]
     if stack_size and len(seeds) > stack_size:

@@ -32,7 +32,7 @@ rule aggregate:
         error_wide="results/plots/{dataset}_error_vs_noise_wide.csv",
         rejection="results/plots/{dataset}_rejection.csv",
     params:
-        task=lambda w: TASKS[w.dataset],
+        task=lambda w: TASKS.get(w.dataset, "regression"),
         methods=" ".join(METHODS),
     log:
         "results/logs/aggregate/{dataset}.log",
