@@ -14,7 +14,7 @@ configfile: "params.yaml"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/mpiigaze.smk"
+include: "workflow/rules/datasets.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/students.smk"

@@ -153,3 +153,36 @@ def test_mpiigaze_pipeline_on_the_fixture(tmp_path, committed_params):
     assert (work / "results/figures/mpiigaze_error_vs_noise.png").stat().st_size > 0
     runs = (work / "results/evaluation/mpiigaze_runs.csv").read_text()
     assert "mpiigaze.p00" in runs and "mpiigaze.p01" in runs
+
+
+@pytest.mark.slow
+def test_multipie_pipeline_on_the_fixture(tmp_path, committed_params):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from multipie_fixture import build
+    build(tmp_path / "MultiPIE", subjects=(1, 2, 3, 4, 5, 6), sessions=(1,), illuminations=(0, 5))
+    params = shrink(committed_params)
+    params["datasets"]["sinusoid"]["enabled"] = False
+    params["methods"] = ["scratch", "tor_multitask"]
+    pie = params["datasets"]["multipie"]
+    pie.update(enabled=True, root=str(tmp_path / "MultiPIE"), image_size=[24, 24], test_fraction=0.34,
+               val_fraction=0.25)
+    pie["teacher"]["train"] = {"epochs": 2, "lr": 0.01, "batch_size": 32, "eval_every": 1}
+    pie["student"] = {"model": {"kind": "lenet", "width": 16}, "train": {"epochs": 2, "lr": 0.01, "batch_size": 32}}
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    snakemake(work, "all")
+    metrics = json.loads((work / "results/metrics/multipie.json").read_text())
+    assert "p0.3.tor_multitask.mae_mean" in metrics and "p0.3.teacher.mae_mean" in metrics
+    assert (work / "results/figures/multipie_error_vs_noise.png").stat().st_size > 0
+    assert "test mae" in (work / "results/tables/multipie.md").read_text()
+
+
+def test_multipie_enabled_without_its_data_stops_before_any_job(workdir, tmp_path):
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["datasets"]["multipie"].update(enabled=True, root=str(tmp_path / "nowhere"))
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = snakemake(workdir, "-n", "all", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "nowhere is not a folder" in out and "licence" in out
+    assert not (workdir / "data").exists()

@@ -43,6 +43,12 @@ def cmd_make_data(a) -> None:
             raise ValueError("make-data for an MPIIGaze fold needs --prepared (the prepared Evaluation Subset)")
         ds = fold_dataset(a.prepared, a.dataset.split(".", 1)[1], cfg.get("val_fraction", 0.1),
                           cfg.get("data_seed", 0))
+    elif a.dataset == "multipie":
+        from kdreg.multipie import headpose_dataset
+        if not a.prepared:
+            raise ValueError("make-data for Multi-PIE needs --prepared (the prepared images)")
+        ds = headpose_dataset(a.prepared, cfg.get("test_fraction", 0.2), cfg.get("val_fraction", 0.1),
+                              cfg.get("data_seed", 0))
     elif cfg.get("kind") == "table":
         from kdreg.tabular import table_dataset
         ds = table_dataset(a.dataset, cfg)
@@ -50,6 +56,11 @@ def cmd_make_data(a) -> None:
         raise ValueError(f"make-data knows 'sinusoid', MPIIGaze folds 'mpiigaze.pXX' and datasets of kind: table; "
                          f"got {a.dataset!r}")
     ds.save(a.out)
+
+
+def cmd_multipie(a) -> None:
+    from kdreg.multipie import prepare
+    prepare(a.root, a.out, tuple(a.image_size), a.crop)
 
 
 def cmd_mpiigaze(a) -> None:
@@ -216,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prepared", help="MPIIGaze folds: the prepared Evaluation Subset (.npz)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_make_data)
+
+    s = sub.add_parser("multipie", help="Multi-PIE: prepare the head-pose images of a licensed copy")
+    s.add_argument("step", choices=["prepare"])
+    s.add_argument("--root", required=True, help="the folder holding session01 ... session04")
+    s.add_argument("--image-size", type=int, nargs=2, default=[64, 64], metavar=("H", "W"))
+    s.add_argument("--crop", type=float, default=0.8, help="centre crop, as a share of the shorter side")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_multipie)
 
     s = sub.add_parser("mpiigaze", help="MPIIGaze: download | extract | prepare")
     s.add_argument("step", choices=["download", "extract", "prepare"])

@@ -52,6 +52,13 @@ def check_params(params: dict, source: str = "params") -> dict:
                             "directory Snakemake runs in)")
         if "." in name:
             problems.append(f"datasets.{name}: dataset names may not contain '.'")
+    pie = params.get("datasets", {}).get("multipie", {})
+    if pie.get("enabled"):
+        from kdreg.multipie import quick_check
+        try:
+            quick_check(pie.get("root"))
+        except FileNotFoundError as err:
+            problems.append(str(err))
     gaze = params.get("datasets", {}).get("mpiigaze", {})
     if gaze.get("enabled"):
         for key in ("archive", "root"):

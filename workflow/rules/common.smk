@@ -19,13 +19,13 @@ METHODS = config["methods"]
 UNITS = {d: layout.units(config, d) for d in DATASETS}
 PATHS = {u: layout.Paths(config, u) for d in DATASETS for u in UNITS[d]}
 GROUPS = layout.groups(config)
-TASKS = {"sinusoid": "regression", "mpiigaze": "gaze"}
+TASKS = {"sinusoid": "regression", "mpiigaze": "gaze", "multipie": "headpose"}
 
 # The package modules each stage runs: an edited module reruns exactly the jobs that import it.
 # Absolute, so the workflow also runs with --directory elsewhere (tests, clusters).
 SRC = Path(workflow.basedir) / "src" / "kdreg"
 CORE = [SRC / f for f in ("__init__.py", "cli.py", "config.py", "io.py", "layout.py", "seeding.py")]
-DATA_SRC = CORE + [SRC / f for f in ("data.py", "noise.py", "mpiigaze.py", "metrics.py")]
+DATA_SRC = CORE + [SRC / f for f in ("data.py", "noise.py", "mpiigaze.py", "multipie.py", "tabular.py", "metrics.py")]
 TRAIN_SRC = DATA_SRC + [SRC / f for f in ("losses.py", "models.py", "cnn.py", "stacked.py", "train.py", "jobs.py")]
 STACK = "" if config["pipeline"]["stack"] else "--no-stack"
 RESULTS_SRC = CORE + [SRC / f for f in ("jobs.py", "results.py")]

@@ -3,7 +3,8 @@
 
 rule make_data:
     input:
-        prepared=lambda w: [MPIIGAZE_PREPARED] if w.dataset.startswith("mpiigaze.") else [],
+        prepared=lambda w: ([MPIIGAZE_PREPARED] if w.dataset.startswith("mpiigaze.")
+                            else [MULTIPIE_PREPARED] if w.dataset == "multipie" else []),
         table=lambda w: [config["datasets"][w.dataset]["path"]]
         if config["datasets"].get(w.dataset, {}).get("kind") == "table" else [],
         code=DATA_SRC,

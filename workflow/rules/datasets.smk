@@ -1,3 +1,4 @@
+# Real datasets: MPIIGaze (downloaded) and Multi-PIE (licensed, the user's copy), each prepared once.
 # MPIIGaze: the official archive (or the user's copy), verified, extracted into resources/, and the Evaluation
 # Subset prepared once as data/mpiigaze/prepared.npz (DVC-cached, so other machines `dvc pull` it instead).
 GAZE = config["datasets"].get("mpiigaze", {})
@@ -46,3 +47,26 @@ rule mpiigaze_prepare:
     shell:
         "python -m kdreg mpiigaze prepare --root {params.root} --people {params.people}"
         " --per-person {params.per_person} --out {output.data} > {log} 2>&1"
+
+
+# Multi-PIE: licensed, never downloaded; the user's copy (datasets.multipie.root) is checked before any job runs.
+PIE = config["datasets"].get("multipie", {})
+MULTIPIE_PREPARED = "data/multipie/prepared-%s.npz" % layout.config_key(
+    {"image_size": PIE.get("image_size", [64, 64]), "crop": PIE.get("crop", 0.8)})
+
+
+rule multipie_prepare:
+    input:
+        root=PIE.get("root") or [],
+        code=DATA_SRC,
+    output:
+        data=MULTIPIE_PREPARED,
+        checksum=MULTIPIE_PREPARED + ".sha256",
+    params:
+        size=" ".join(str(v) for v in PIE.get("image_size", [64, 64])),
+        crop=PIE.get("crop", 0.8),
+    log:
+        "results/logs/multipie/prepare.log",
+    shell:
+        "python -m kdreg multipie prepare --root {input.root} --image-size {params.size} --crop {params.crop}"
+        " --out {output.data} > {log} 2>&1"
