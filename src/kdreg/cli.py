@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+# MKL may use fewer threads than asked when the machine is busy (MKL_DYNAMIC defaults to true), which changes the
+# summation order and so the last bits of every result. Measured: a default run beside a CI job changed metrics.
+# Fixed thread counts keep runs byte-identical; set before torch is imported.
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+os.environ.setdefault("OMP_DYNAMIC", "FALSE")
 
 from kdreg.config import read_config
 
