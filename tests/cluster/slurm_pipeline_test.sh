@@ -15,6 +15,7 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
 fi
 python -c "import snakemake_executor_plugin_slurm" 2>/dev/null || pip install -q snakemake-executor-plugin-slurm
 WORK="$(mktemp -d /tmp/kdreg-slurm.XXXXXX)"
+chmod 755 "$WORK"  # munged runs as the munge user and must reach its files
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
