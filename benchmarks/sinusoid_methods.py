@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from kdreg.config import load_params, student_config, teacher_config
-from kdreg.data import make_sinusoid
+from kdreg.datasets import build_dataset
+from kdreg.layout import data_config
 from kdreg.noise import NoisyLabels
 from kdreg.train import train_student, train_teacher
 
@@ -27,8 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     params = load_params(args.params)
-    cfg = params["datasets"]["sinusoid"]
-    ds = make_sinusoid(cfg["n_train"], cfg["n_test"], cfg["val_fraction"], cfg["data_seed"])
+    ds = build_dataset("sinusoid", data_config(params, "sinusoid"))
     tcfg, scfg = teacher_config(params, "sinusoid"), student_config(params, "sinusoid")
     methods = params["methods"]
     rows = {p: {m: [] for m in ["teacher", *methods]} for p in args.levels}

@@ -24,14 +24,13 @@ def _work(kind, name, stacked, params_path, threads, n_teachers):
     import torch
 
     from kdreg.config import load_params, student_config, teacher_config
-    from kdreg.data import make_sinusoid
+    from kdreg.datasets import build_dataset
     from kdreg.layout import data_config
     from kdreg.noise import NoisyLabels
     from kdreg.train import train_students, train_teachers
     torch.set_num_threads(threads)
     params = load_params(params_path)
-    cfg = data_config(params, "sinusoid")
-    ds = make_sinusoid(cfg["n_train"], cfg["n_test"], cfg["val_fraction"], cfg["data_seed"])
+    ds = build_dataset("sinusoid", data_config(params, "sinusoid"))
     members = [(lvl, s) for lvl in params["noise"]["levels"] for s in range(params["seeds"])]
     if kind == "teacher":
         members = members[:n_teachers]

@@ -32,24 +32,30 @@ def group():
     return ds, [NoisyLabels.make(ds.y_dev, "replace", p, s) for p, s in MEMBERS], [s for _, s in MEMBERS]
 
 
-def test_interrupted_training_resumes_to_exactly_the_same_result(group, tmp_path, monkeypatch):
-    ds, noisies, seeds = group
-    whole = train_students(ds, noisies, [ds.y_dev] * 2, "tor", STUDENT, seeds, "cpu")
-    # Interrupt the mini-batch training after epoch 50 (states saved every 20 epochs), then start again.
+def interrupted_then_resumed(train, monkeypatch, resume: ResumeDir, kill_at: int):
+    """Run ``train(resume)`` until the state of epoch ``kill_at`` is saved, stop it there, then run it again."""
     import kdreg.train as train_mod
     real_save = train_mod._save_state
 
-    def save_then_die(resume, epoch, *args):
-        real_save(resume, epoch, *args)
-        if epoch == 40:
+    def save_then_die(state, epoch, *args):
+        real_save(state, epoch, *args)
+        if epoch == kill_at:
             raise Killed
 
     monkeypatch.setattr(train_mod, "_save_state", save_then_die)
-    resume = ResumeDir(tmp_path, every=20)
     with pytest.raises(Killed):
-        train_students(ds, noisies, [ds.y_dev] * 2, "tor", STUDENT, seeds, "cpu", resume=resume)
+        train(resume)
     monkeypatch.setattr(train_mod, "_save_state", real_save)
-    resumed = train_students(ds, noisies, [ds.y_dev] * 2, "tor", STUDENT, seeds, "cpu", resume=resume)
+    return train(resume)
+
+
+def test_interrupted_training_resumes_to_exactly_the_same_result(group, tmp_path, monkeypatch):
+    ds, noisies, seeds = group
+    whole = train_students(ds, noisies, [ds.y_dev] * 2, "tor", STUDENT, seeds, "cpu")
+    # mini-batch training, states every 20 epochs, stopped after epoch 40
+    resumed = interrupted_then_resumed(
+        lambda r: train_students(ds, noisies, [ds.y_dev] * 2, "tor", STUDENT, seeds, "cpu", resume=r),
+        monkeypatch, ResumeDir(tmp_path, every=20), kill_at=40)
     for a, b in zip(whole, resumed):
         assert json.dumps(a.metrics, sort_keys=True) == json.dumps(b.metrics, sort_keys=True)
         for k in a.state:
@@ -59,20 +65,9 @@ def test_interrupted_training_resumes_to_exactly_the_same_result(group, tmp_path
 def test_interrupted_teachers_resume_with_their_best_epoch(group, tmp_path, monkeypatch):
     ds, noisies, seeds = group
     whole = train_teachers(ds, noisies, TEACHER, seeds, "cpu")
-    import kdreg.train as train_mod
-    real_save = train_mod._save_state
-
-    def save_then_die(resume, epoch, *args):
-        real_save(resume, epoch, *args)
-        if epoch == 30:
-            raise Killed
-
-    monkeypatch.setattr(train_mod, "_save_state", save_then_die)
-    resume = ResumeDir(tmp_path, every=15)
-    with pytest.raises(Killed):
-        train_teachers(ds, noisies, TEACHER, seeds, "cpu", resume=resume)
-    monkeypatch.setattr(train_mod, "_save_state", real_save)
-    resumed = train_teachers(ds, noisies, TEACHER, seeds, "cpu", resume=resume)
+    # stopped mid early-stopping: the best epoch so far must survive the restart
+    resumed = interrupted_then_resumed(lambda r: train_teachers(ds, noisies, TEACHER, seeds, "cpu", resume=r),
+                                       monkeypatch, ResumeDir(tmp_path, every=15), kill_at=30)
     for a, b in zip(whole, resumed):
         assert json.dumps(a.metrics, sort_keys=True) == json.dumps(b.metrics, sort_keys=True)
         np.testing.assert_array_equal(a.t_dev, b.t_dev)

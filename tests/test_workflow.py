@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -124,6 +125,23 @@ def test_dvc_repro_twice_second_is_a_no_op(tmp_path, committed_params):
     assert "up to date" in status.stdout
 
 
+def run_image_dataset(tmp_path, committed_params, name: str, batch_size: int, **settings) -> Path:
+    """The shrunk pipeline on only the image dataset ``name`` (2-epoch CNNs, 2 methods); returns its workdir."""
+    params = shrink(committed_params)
+    params["datasets"]["sinusoid"]["enabled"] = False
+    params["methods"] = ["scratch", "tor_multitask"]
+    section = params["datasets"][name]
+    section.update(enabled=True, **settings)
+    section["teacher"]["train"] = {"epochs": 2, "lr": 0.01, "batch_size": batch_size, "eval_every": 1}
+    section["student"] = {"model": {"kind": "lenet", "width": 16},
+                          "train": {"epochs": 2, "lr": 0.01, "batch_size": batch_size}}
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    snakemake(work, "all")
+    return work
+
+
 @pytest.mark.slow
 def test_mpiigaze_pipeline_on_the_fixture(tmp_path, committed_params):
     """Download (a local file:// archive in the real format), verify, extract, prepare, two leave-one-person-out
@@ -134,17 +152,8 @@ def test_mpiigaze_pipeline_on_the_fixture(tmp_path, committed_params):
     from kdreg.mpiigaze import PEOPLE
     src = build(tmp_path / "src", people=PEOPLE, days=((1, 4), (2, 1)))
     tgz = archive(src.parent, tmp_path / "MPIIGaze.tar.gz")
-    params = shrink(committed_params)
-    params["datasets"]["sinusoid"]["enabled"] = False
-    params["methods"] = ["scratch", "tor_multitask"]
-    gaze = params["datasets"]["mpiigaze"]
-    gaze.update(enabled=True, url=tgz.as_uri(), per_person=5, folds=["p00", "p01"])
-    gaze["teacher"]["train"] = {"epochs": 2, "lr": 0.01, "batch_size": 16, "eval_every": 1}
-    gaze["student"] = {"model": {"kind": "lenet", "width": 16}, "train": {"epochs": 2, "lr": 0.01, "batch_size": 16}}
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
-    snakemake(work, "all")
+    work = run_image_dataset(tmp_path, committed_params, "mpiigaze", 16, url=tgz.as_uri(), per_person=5,
+                             folds=["p00", "p01"])
     assert (work / "resources/mpiigaze/MPIIGaze.tar.gz.sha256").exists()
     metrics = json.loads((work / "results/metrics/mpiigaze.json").read_text())
     assert "p0.3.tor_multitask.angular_deg_mean" in metrics and "p0.3.teacher.angular_deg_mean" in metrics
@@ -160,18 +169,8 @@ def test_multipie_pipeline_on_the_fixture(tmp_path, committed_params):
     sys.path.insert(0, str(ROOT / "tests"))
     from multipie_fixture import build
     build(tmp_path / "MultiPIE", subjects=(1, 2, 3, 4, 5, 6), sessions=(1,), illuminations=(0, 5))
-    params = shrink(committed_params)
-    params["datasets"]["sinusoid"]["enabled"] = False
-    params["methods"] = ["scratch", "tor_multitask"]
-    pie = params["datasets"]["multipie"]
-    pie.update(enabled=True, root=str(tmp_path / "MultiPIE"), image_size=[24, 24], test_fraction=0.34,
-               val_fraction=0.25)
-    pie["teacher"]["train"] = {"epochs": 2, "lr": 0.01, "batch_size": 32, "eval_every": 1}
-    pie["student"] = {"model": {"kind": "lenet", "width": 16}, "train": {"epochs": 2, "lr": 0.01, "batch_size": 32}}
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
-    snakemake(work, "all")
+    work = run_image_dataset(tmp_path, committed_params, "multipie", 32, root=str(tmp_path / "MultiPIE"),
+                             image_size=[24, 24], test_fraction=0.34, val_fraction=0.25)
     metrics = json.loads((work / "results/metrics/multipie.json").read_text())
     assert "p0.3.tor_multitask.mae_mean" in metrics and "p0.3.teacher.mae_mean" in metrics
     assert (work / "results/figures/multipie_error_vs_noise.png").stat().st_size > 0

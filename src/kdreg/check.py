@@ -20,8 +20,6 @@ def _status(path: Path, loader) -> tuple[str, str]:
 
 def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str], int]:
     """Lines of a report and the number of problems found (bad params count as one and stop the check)."""
-    from kdreg.data import Dataset
-    from kdreg.noise import NoisyLabels
     try:
         params = load_params(Path(root) / params_path)
     except (ValueError, FileNotFoundError) as err:
@@ -33,7 +31,7 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
         if dataset == "mpiigaze":
             problems += _check_mpiigaze(params, Path(root), lines)
         for name in layout.units(params, dataset):
-            problems += _check_unit(params, name, Path(root), lines, Dataset, NoisyLabels)
+            problems += _check_unit(params, name, Path(root), lines)
     lines.append("no problems found" if problems == 0 else f"{problems} problem(s): delete the corrupt files and "
                  "rerun the pipeline, which remakes them")
     return lines, problems
@@ -60,7 +58,9 @@ def _check_mpiigaze(params: dict, root: Path, lines: list[str]) -> int:
     return 0
 
 
-def _check_unit(params: dict, name: str, root: Path, lines: list[str], Dataset, NoisyLabels) -> int:
+def _check_unit(params: dict, name: str, root: Path, lines: list[str]) -> int:
+    from kdreg.data import Dataset
+    from kdreg.noise import NoisyLabels
     problems = 0
     paths = layout.Paths(params, name)
     lines.append(f"dataset {name}:")

@@ -39,30 +39,8 @@ def _threads(n: int | None) -> None:
 
 
 def cmd_make_data(a) -> None:
-    cfg = read_config(a.config) if a.config else {}
-    if a.dataset == "sinusoid":
-        from kdreg.data import make_sinusoid
-        keys = {"n_train", "n_test", "val_fraction", "data_seed"}
-        ds = make_sinusoid(**{("seed" if k == "data_seed" else k): v for k, v in cfg.items() if k in keys})
-    elif a.dataset.startswith("mpiigaze."):
-        from kdreg.mpiigaze import fold_dataset
-        if not a.prepared:
-            raise ValueError("make-data for an MPIIGaze fold needs --prepared (the prepared Evaluation Subset)")
-        ds = fold_dataset(a.prepared, a.dataset.split(".", 1)[1], cfg.get("val_fraction", 0.1),
-                          cfg.get("data_seed", 0))
-    elif a.dataset == "multipie":
-        from kdreg.multipie import headpose_dataset
-        if not a.prepared:
-            raise ValueError("make-data for Multi-PIE needs --prepared (the prepared images)")
-        ds = headpose_dataset(a.prepared, cfg.get("test_fraction", 0.2), cfg.get("val_fraction", 0.1),
-                              cfg.get("data_seed", 0))
-    elif cfg.get("kind") == "table":
-        from kdreg.tabular import table_dataset
-        ds = table_dataset(a.dataset, cfg)
-    else:
-        raise ValueError(f"make-data knows 'sinusoid', MPIIGaze folds 'mpiigaze.pXX' and datasets of kind: table; "
-                         f"got {a.dataset!r}")
-    ds.save(a.out)
+    from kdreg.datasets import build_dataset
+    build_dataset(a.dataset, read_config(a.config) if a.config else {}, a.prepared).save(a.out)
 
 
 def cmd_multipie(a) -> None:
@@ -91,23 +69,19 @@ def cmd_corrupt(a) -> None:
 
 def cmd_train_teacher(a) -> None:
     from kdreg.data import Dataset
-    from kdreg.jobs import save_run
+    from kdreg.jobs import save_teacher_run
     from kdreg.noise import NoisyLabels
     from kdreg.train import train_teacher
     _threads(a.threads)
     out = _out_dir(a.out_dir, a.overwrite)
     ds, noisy, cfg = Dataset.load(a.data), NoisyLabels.load(a.noisy), read_config(a.config)
-    res = train_teacher(ds, noisy, cfg, a.seed, a.device)
-    run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": noisy.level, "seed": a.seed,
-           "model": "teacher"}
-    save_run(out, "teacher", run, cfg, res, res.metrics, {"t_dev": res.t_dev, "t_test": res.t_test})
+    save_teacher_run(out, ds, noisy, a.seed, cfg, train_teacher(ds, noisy, cfg, a.seed, a.device))
 
 
 def cmd_train_student(a) -> None:
     from kdreg.data import Dataset
     from kdreg.io import load_npz
-    from kdreg.jobs import save_run
-    from kdreg.models import TwoHeadOutput
+    from kdreg.jobs import save_student_run
     from kdreg.noise import NoisyLabels
     from kdreg.train import train_student
     _threads(a.threads)
@@ -115,27 +89,22 @@ def cmd_train_student(a) -> None:
     ds, noisy, cfg = Dataset.load(a.data), NoisyLabels.load(a.noisy), read_config(a.config)
     t_dev = load_npz(a.teacher, ("t_dev",))["t_dev"] if a.teacher else None
     res = train_student(ds, noisy, t_dev, a.method, cfg, a.seed, a.device)
-    run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": noisy.level, "seed": a.seed,
-           "model": a.method}
-    pred = res.test_pred
-    arrays = {"label": pred.label, "teacher": pred.teacher} if isinstance(pred, TwoHeadOutput) else {"label": pred}
-    save_run(out, "student", run, cfg, res, res.metrics, arrays)
+    save_student_run(out, ds, noisy, a.seed, a.method, cfg, res)
 
 
 def cmd_evaluate(a) -> None:
     import numpy as np
-    import torch
 
     from kdreg.data import Dataset, Standardizer
     from kdreg.io import load_checkpoint, save_json
     from kdreg.models import TwoHeadOutput, create_model, select_head
-    from kdreg.train import predict, task_metrics
+    from kdreg.train import model_inputs, predict, task_metrics
     ckpt, ds = load_checkpoint(a.checkpoint), Dataset.load(a.data)
     if ckpt["run"]["dataset"] != ds.name:
         raise ValueError(f"{a.checkpoint} was trained on {ckpt['run']['dataset']!r}, not on {ds.name!r} ({a.data})")
     y_scaler = Standardizer.from_dict(ckpt["y_scaler"])
-    x = ds.x_test if ckpt["x_scaler"] is None else Standardizer.from_dict(ckpt["x_scaler"]).transform(ds.x_test)
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    x_scaler = Standardizer.from_dict(ckpt["x_scaler"]) if ckpt["x_scaler"] is not None else None
+    x = model_inputs(ds.x_test, ds.e_test, x_scaler, "cpu")
     preds = []
     for state in ckpt["states"]:
         model = create_model(ckpt["model_config"])
@@ -190,7 +159,7 @@ def cmd_aggregate(a) -> None:
         with atomic_path(a.runs_copy) as tmp:
             pd.concat([pd.read_csv(r) for r in a.runs]).to_csv(tmp, index=False, float_format="%.6g")
     aggregate(a.runs, a.task, a.methods, a.metrics, a.table_md, a.table_csv, a.error_csv, a.rejection_csv,
-              a.error_wide_csv, a.folds_csv)
+              a.error_wide_csv)
 
 
 def cmd_fits(a) -> None:
@@ -262,14 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_corrupt)
 
-    def common_train(s):
-        s.add_argument("--data", required=True)
-        s.add_argument("--noisy", required=True)
+    def train_args(s, out_help):
+        """Arguments of every training command."""
+        s.add_argument("--data", required=True, help="the dataset file (clean.npz)")
         s.add_argument("--config", required=True, help="run settings: a YAML/JSON file or inline JSON")
-        s.add_argument("--seed", type=int, required=True)
         s.add_argument("--device", default="auto")
         s.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-        s.add_argument("--out-dir", required=True)
+        s.add_argument("--out-dir", required=True, help=out_help)
+
+    def common_train(s):
+        train_args(s, "the run directory")
+        s.add_argument("--noisy", required=True)
+        s.add_argument("--seed", type=int, required=True)
         s.add_argument("--overwrite", action="store_true", help="replace a finished run in --out-dir")
 
     s = sub.add_parser("train-teacher", help="train the teacher(s) and cache their predictions")
@@ -283,13 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train_student)
 
     def group_train(s):
-        s.add_argument("--data", required=True, help="the dataset file (data/{dataset}/clean.npz)")
+        train_args(s, "group directory; one run directory per model inside")
         s.add_argument("--noisy-dir", required=True, help="directory of the noisy labels p{level}_s{seed}.npz")
         s.add_argument("--models", nargs="+", required=True, metavar="LEVEL:SEED")
-        s.add_argument("--config", required=True, help="run settings: a YAML/JSON file or inline JSON")
-        s.add_argument("--device", default="auto")
-        s.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-        s.add_argument("--out-dir", required=True, help="group directory; one run directory per model inside")
         s.add_argument("--no-stack", dest="stacked", action="store_false",
                        help="train the group's models one at a time instead of as one stack")
         s.add_argument("--stack-size", type=int, default=0, help="models per stack (0: the whole group)")
@@ -314,7 +283,6 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("aggregate", help="mean / std / 95%% CI tables, metrics JSON and plot data")
     s.add_argument("--runs", nargs="+", required=True, help="per-run tables (one per fold for MPIIGaze)")
     s.add_argument("--task", default="regression")
-    s.add_argument("--folds-csv", help="per-fold means (datasets evaluated leave-one-person-out)")
     s.add_argument("--methods", nargs="+", required=True)
     for name in ("metrics", "table-md", "table-csv", "error-csv", "rejection-csv"):
         s.add_argument(f"--{name}", required=True)

@@ -60,7 +60,8 @@ def verify_checksum(path) -> None:
     recorded = checksum_path(path)
     if not recorded.exists():
         return
-    expected = recorded.read_text().split()[0] if recorded.read_text().strip() else ""
+    fields = recorded.read_text().split()
+    expected = fields[0] if fields else ""
     actual = sha256(path)
     if actual != expected:
         raise ValueError(f"{path} does not match the checksum recorded in {recorded} (sha256 {actual[:12]}…, "

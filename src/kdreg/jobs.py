@@ -31,6 +31,23 @@ def save_run(out: Path, kind: str, run: dict, config: dict, result, metrics: dic
     save_json(out / "metrics.json", {**run, **metrics})
 
 
+def _run(ds: Dataset, noisy: NoisyLabels, seed: int, model: str) -> dict:
+    """What identifies a run in its config, checkpoint and metrics."""
+    return {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": noisy.level, "seed": seed, "model": model}
+
+
+def save_teacher_run(out, ds: Dataset, noisy: NoisyLabels, seed: int, config: dict, res) -> None:
+    save_run(out, "teacher", _run(ds, noisy, seed, "teacher"), config, res, res.metrics,
+             {"t_dev": res.t_dev, "t_test": res.t_test})
+
+
+def save_student_run(out, ds: Dataset, noisy: NoisyLabels, seed: int, method: str, config: dict, res) -> None:
+    run = _run(ds, noisy, seed, method)
+    pred = res.test_pred
+    arrays = {"label": pred.label, "teacher": pred.teacher} if isinstance(pred, TwoHeadOutput) else {"label": pred}
+    save_run(out, "student", run, config, res, res.metrics, arrays)
+
+
 def _resume_dir(out_dir: str) -> Path:
     out = Path(out_dir)
     return out.parent / f"{out.name}.resume"
@@ -58,9 +75,7 @@ def run_teachers(data: str, noisy_dir: str, members: list[tuple[float, int]], co
     resume = ResumeDir(_resume_dir(out_dir), checkpoint_every)
     results = train_teachers(ds, noisies, config, [seed for _, seed in members], device, stacked, stack_size, resume)
     for (level, seed), noisy, res in zip(members, noisies, results):
-        run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": level, "seed": seed, "model": "teacher"}
-        save_run(Path(out_dir) / layout.member_name(level, seed), "teacher", run, config, res, res.metrics,
-                 {"t_dev": res.t_dev, "t_test": res.t_test})
+        save_teacher_run(Path(out_dir) / layout.member_name(level, seed), ds, noisy, seed, config, res)
     shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)  # every run is saved: the states are spent
 
 
@@ -82,11 +97,7 @@ def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], me
     results = train_students(ds, noisies, t_devs, method, config, [seed for _, seed in members], device, stacked,
                              stack_size, resume)
     for (level, seed), noisy, res in zip(members, noisies, results):
-        run = {"dataset": ds.name, "noise_kind": noisy.kind, "noise_level": level, "seed": seed, "model": method}
-        pred = res.test_pred
-        arrays = ({"label": pred.label, "teacher": pred.teacher} if isinstance(pred, TwoHeadOutput)
-                  else {"label": pred})
-        save_run(Path(out_dir) / layout.member_name(level, seed), "student", run, config, res, res.metrics, arrays)
+        save_student_run(Path(out_dir) / layout.member_name(level, seed), ds, noisy, seed, method, config, res)
     shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)
 
 

@@ -133,8 +133,3 @@ class Paths:
     def runs_key(self, methods) -> str:
         return config_key(self.all_group_dirs(methods))
 
-    def run_dir(self, group_dir: str, level: float, seed: int) -> str:
-        return f"{group_dir}/{member_name(level, seed)}"
-
-    def group_of(self, level: float, seed: int) -> int:
-        return next(g for g, members in enumerate(self.groups) if (float(level), int(seed)) in members)

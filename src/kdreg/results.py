@@ -76,7 +76,7 @@ def add_relative(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def metrics_json(summary: pd.DataFrame, metric: str) -> dict:
     """Flat keys for ``dvc metrics diff``: ``p0.2.tor_multitask.rmse_mean``, ``..._ci95``, ``..._vs_scratch``."""
-    keep = {metric, f"mae", *(f"{h}_head_{metric}" for h in HEADS), "rejection_precision", "rejection_recall"}
+    keep = {metric, "mae", *(f"{h}_head_{metric}" for h in HEADS), "rejection_precision", "rejection_recall"}
     out = {}
     for r in summary[summary.metric.isin(keep)].itertuples():
         key = f"p{layout.level_tag(r.noise_level)}.{r.model}.{r.metric}"
@@ -167,8 +167,7 @@ def average_folds(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None
 
 
 def aggregate(runs_csv, task: str, methods: list[str], metrics_out: str, table_md: str, table_csv: str,
-              error_csv: str, rejection_csv: str, error_wide_csv: str | None = None,
-              folds_csv: str | None = None) -> None:
+              error_csv: str, rejection_csv: str, error_wide_csv: str | None = None) -> None:
     """Every summary of one dataset from its per-run table(s); all outputs written atomically."""
     from kdreg.io import atomic_path, save_json
     paths = [runs_csv] if isinstance(runs_csv, str) else list(runs_csv)

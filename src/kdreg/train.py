@@ -83,6 +83,17 @@ class Prepared:
     x_scaler: Standardizer | None
 
 
+def model_inputs(x: np.ndarray, e: np.ndarray | None, x_scaler: Standardizer | None, device):
+    """What a model is called with: standardized tabular inputs (or uint8 images, which the network scales to
+    [0, 1], kept 4× smaller), plus the extra inputs (head pose) when there are any."""
+    if x_scaler is not None:
+        x = x_scaler.transform(x)
+    elif x.dtype != np.uint8:
+        x = np.asarray(x, dtype=np.float32)
+    x = torch.as_tensor(np.ascontiguousarray(x), device=device)
+    return x if e is None else Inputs(x, torch.as_tensor(np.asarray(e, dtype=np.float32), device=device))
+
+
 def prepare(dataset: Dataset, noisy: NoisyLabels, device: torch.device) -> Prepared:
     if noisy.y.shape != dataset.y_dev.shape:
         raise ValueError(f"noisy labels {noisy.y.shape} do not match the dataset's labels {dataset.y_dev.shape}; "
@@ -93,12 +104,7 @@ def prepare(dataset: Dataset, noisy: NoisyLabels, device: torch.device) -> Prepa
     x_scaler = Standardizer.mean_std(dataset.x_dev[tr]) if dataset.x_dev.ndim == 2 else None
 
     def x_tensor(x, e):
-        if x_scaler is not None:
-            x = x_scaler.transform(x)
-        elif x.dtype != np.uint8:  # uint8 images stay compact; the network scales them to [0, 1]
-            x = np.asarray(x, dtype=np.float32)
-        x = torch.as_tensor(np.ascontiguousarray(x), device=device)
-        return x if e is None else Inputs(x, torch.as_tensor(np.asarray(e, dtype=np.float32), device=device))
+        return model_inputs(x, e, x_scaler, device)
 
     def y_tensor(y):
         return torch.as_tensor(y_scaler.transform(y), device=device)
@@ -187,8 +193,7 @@ def fit(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     stacked = y.dim() == 3
     n = y.shape[-2]
     bs = n if settings.batch_size is None else min(settings.batch_size, n)
-    device = y.device
-    rows = torch.arange(len(seeds), device=device)[:, None]
+    rows = torch.arange(len(seeds), device=y.device)[:, None]
     check_pair(y, y if t is None else t, "labels and teacher predictions")  # NaN / inf: once, not per step
     model.train()
     done = _restore(resume, model, opt, gens)
@@ -405,7 +410,7 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
         torch.manual_seed(s)
         models.append(create_model(mcfg))
     stack = StackedMLP(models).to(dev)
-    y_val = np.stack([p.y_val for p in preps]).astype(np.float64)           # (B, V, D) noisy, original units
+    y_val = np.stack([p.y_val for p in preps])                              # (B, V, D) noisy, original units
     center = np.stack([p.y_scaler.center for p in preps])[:, None, :]
     scale = np.stack([p.y_scaler.scale for p in preps])[:, None, :]
     best_err, best_epoch = np.full(len(seeds), np.inf), np.zeros(len(seeds), dtype=int)
@@ -413,7 +418,7 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
 
     def on_eval(epoch):
         pred = (predict(stack, preps[0].x_val).astype(np.float64) * scale + center).astype(np.float32)
-        err = np.median(np.sqrt(((pred - y_val.astype(np.float32)) ** 2).sum(axis=-1)), axis=1)  # (B,)
+        err = np.median(np.sqrt(((pred - y_val) ** 2).sum(axis=-1)), axis=1)  # (B,)
         improved = err < best_err  # strict: ties keep the earlier, less memorized epoch
         if improved.any():
             _select(list(stack.parameters()), best, torch.as_tensor(improved, device=dev))

@@ -1,6 +1,6 @@
 # Real datasets: MPIIGaze (downloaded) and Multi-PIE (licensed, the user's copy), each prepared once.
 # MPIIGaze: the official archive (or the user's copy), verified, extracted into resources/, and the Evaluation
-# Subset prepared once as data/mpiigaze/prepared.npz (DVC-cached, so other machines `dvc pull` it instead).
+# Subset prepared once as data/mpiigaze/prepared-{key}.npz (DVC-cached, so other machines `dvc pull` it instead).
 GAZE = config["datasets"].get("mpiigaze", {})
 MPIIGAZE_ARCHIVE = GAZE.get("archive") or "resources/mpiigaze/MPIIGaze.tar.gz"
 MPIIGAZE_ROOT = GAZE.get("root") or "resources/mpiigaze/raw/MPIIGaze"
