@@ -88,6 +88,14 @@ def test_pipeline_end_to_end(workdir):
     snakemake(again, "all")
     for name in ("metrics/sinusoid.json", "tables/sinusoid.md", "tables/sinusoid.csv", "evaluation/sinusoid_runs.csv"):
         assert (again / "results" / name).read_bytes() == (res / name).read_bytes(), name
+    # ... and byte-identical datasets and checkpoints (what DVC hashes), Snakemake's own markers aside
+    def tree(root):
+        return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and p.name != ".snakemake_timestamp"}
+    for top in ("data", "models"):
+        first, second = tree(workdir / top), tree(again / top)
+        assert first.keys() == second.keys(), top
+        assert [k for k in first if first[k] != second[k]] == [], top
     # A params change reruns exactly the jobs it affects, even without Snakemake's run records (a fresh clone
     # after `dvc pull` has none): the changed setting is part of the output path.
     shutil.rmtree(workdir / ".snakemake")

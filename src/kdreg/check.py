@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kdreg import layout
 from kdreg.config import load_params
+from kdreg.manifest import verify_group
 
 
 def _status(path: Path, loader) -> tuple[str, str]:
@@ -32,8 +33,8 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
             problems += _check_mpiigaze(params, Path(root), lines)
         for name in layout.units(params, dataset):
             problems += _check_unit(params, name, Path(root), lines)
-    lines.append("no problems found" if problems == 0 else f"{problems} problem(s): delete the corrupt files and "
-                 "rerun the pipeline, which remakes them")
+    lines.append("no problems found" if problems == 0 else f"{problems} problem(s): follow the fix given with each "
+                 "(the pipeline, snakemake --cores all all, remakes whatever is deleted)")
     return lines, problems
 
 
@@ -80,6 +81,14 @@ def _check_unit(params: dict, name: str, root: Path, lines: list[str]) -> int:
                 problems += 1
                 lines.append(f"  {paths.noisy(level, seed)}: CORRUPT\n    {detail}")
     lines.append(f"  noisy labels: {counts['ok']} ok, {counts['missing']} to make, {counts['CORRUPT']} corrupt")
-    done = sum((root / d).is_dir() for d in paths.all_group_dirs(params["methods"]))
-    lines.append(f"  trained groups: {done} of {len(paths.all_group_dirs(params['methods']))} present")
-    return problems
+    groups = paths.all_group_dirs(params["methods"])
+    present = [g for g in groups if (root / g).is_dir()]
+    damaged = 0
+    for g in present:
+        try:
+            verify_group(root / g)
+        except ValueError as err:
+            damaged += 1
+            lines.append(f"  {g}: CORRUPT\n    {err}")
+    lines.append(f"  trained groups: {len(present)} of {len(groups)} present, {damaged} damaged")
+    return problems + damaged

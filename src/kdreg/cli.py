@@ -13,6 +13,8 @@ import argparse
 import json
 import os
 import sys
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 # MKL may use fewer threads than asked when the machine is busy (MKL_DYNAMIC defaults to true), which changes the
@@ -21,7 +23,18 @@ from pathlib import Path
 os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 os.environ.setdefault("OMP_DYNAMIC", "FALSE")
 
-from kdreg.config import read_config
+
+
+def read_config(text_or_path: str) -> dict:
+    """A run config given as a YAML/JSON file path or an inline JSON object."""
+    s = text_or_path.strip()
+    if s.startswith("{"):
+        return json.loads(s)
+    path = Path(text_or_path)
+    if not path.exists():
+        raise FileNotFoundError(f"config {text_or_path!r} is neither inline JSON nor an existing file")
+    import yaml
+    return yaml.safe_load(path.read_text()) or {}
 
 
 def _out_dir(path: str, overwrite: bool) -> Path:
@@ -126,25 +139,46 @@ def _members(specs):
     return [parse_member(m) for m in specs]
 
 
+# The workflow passes the settings that decide how fast a group trains, not what it learns (stacking, stack
+# sizes, checkpoint interval), in the environment rather than on the command line: Snakemake reruns a job whose
+# command changed, and retraining every model because a checkpoint interval changed would be waste. Stacked and
+# one-at-a-time training agree to float rounding (tests/test_stacked.py).
+EXECUTION_ENV = "KDREG_EXECUTION"
+
+
+def _execution(a, role: str) -> tuple[bool, int, int]:
+    """(stacked, stack size, checkpoint interval): the flags where given, else the workflow's environment."""
+    try:
+        env = json.loads(os.environ.get(EXECUTION_ENV) or "{}")
+    except json.JSONDecodeError as err:
+        raise ValueError(f"environment variable {EXECUTION_ENV} is not JSON ({err}); unset it") from None
+    stacked = a.stacked if a.stacked is not None else bool(env.get("stack", True))
+    size = a.stack_size if a.stack_size is not None else int(env.get(f"{role}_stack_size", 0))
+    every = a.checkpoint_every if a.checkpoint_every is not None else int(env.get("checkpoint_every", 0))
+    return stacked, size, every
+
+
 def cmd_train_teachers(a) -> None:
     from kdreg.jobs import run_teachers
     _threads(a.threads)
-    run_teachers(a.data, a.noisy_dir, _members(a.models), read_config(a.config), a.out_dir, a.device, a.stacked,
-                 a.stack_size, a.checkpoint_every)
+    run_teachers(a.data, a.noisy_dir, _members(a.models), read_config(a.config), a.out_dir, a.device,
+                 *_execution(a, "teacher"))
 
 
 def cmd_train_students(a) -> None:
     from kdreg.jobs import run_students
     _threads(a.threads)
     run_students(a.data, a.noisy_dir, _members(a.models), a.method, read_config(a.config), a.out_dir, a.teacher_dir,
-                 a.device, a.stacked, a.stack_size, a.checkpoint_every)
+                 a.device, *_execution(a, "student"))
 
 
 def cmd_collect(a) -> None:
     from kdreg.io import atomic_path
-    from kdreg.jobs import finished_runs
+    from kdreg.manifest import verify_group
     from kdreg.results import collect
-    runs = collect(finished_runs(a.groups))
+    # Every group is checked against its manifest: a deleted or damaged run stops collection, named with the fix,
+    # rather than silently dropping out of the means.
+    runs = collect([run for g in a.groups for run in verify_group(g)])
     with atomic_path(a.out) as tmp:
         runs.to_csv(tmp, index=False, float_format="%.6g")
 
@@ -159,7 +193,7 @@ def cmd_aggregate(a) -> None:
         with atomic_path(a.runs_copy) as tmp:
             pd.concat([pd.read_csv(r) for r in a.runs]).to_csv(tmp, index=False, float_format="%.6g")
     aggregate(a.runs, a.task, a.methods, a.metrics, a.table_md, a.table_csv, a.error_csv, a.rejection_csv,
-              a.error_wide_csv)
+              a.error_wide_csv, a.seeds)
 
 
 def cmd_fits(a) -> None:
@@ -192,9 +226,9 @@ def cmd_check(a) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from kdreg import __version__
-    from kdreg.noise import KINDS
     p = argparse.ArgumentParser(prog="kdreg", description="Knowledge distillation for regression with noisy labels.")
     p.add_argument("--version", action="version", version=f"kdreg {__version__}")
+    p.add_argument("--log", metavar="FILE", help="write the output to FILE; an error is also shown on the console")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("make-data", help="build a dataset file (train/validation/test splits)")
@@ -224,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("corrupt", help="inject label noise into the development labels")
     s.add_argument("--data", required=True)
-    s.add_argument("--kind", choices=KINDS, default="replace")
+    s.add_argument("--kind", default="replace", help="replace | gaussian (see kdreg.noise)")
     s.add_argument("--level", type=float, required=True)
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--spread", type=float, default=0.5)
@@ -259,11 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
         train_args(s, "group directory; one run directory per model inside")
         s.add_argument("--noisy-dir", required=True, help="directory of the noisy labels p{level}_s{seed}.npz")
         s.add_argument("--models", nargs="+", required=True, metavar="LEVEL:SEED")
-        s.add_argument("--no-stack", dest="stacked", action="store_false",
-                       help="train the group's models one at a time instead of as one stack")
-        s.add_argument("--stack-size", type=int, default=0, help="models per stack (0: the whole group)")
-        s.add_argument("--checkpoint-every", type=int, default=0, metavar="EPOCHS",
-                       help="save a resumable training state this often in OUT_DIR.resume/ (0: never)")
+        s.add_argument("--stack", dest="stacked", action=argparse.BooleanOptionalAction, default=None,
+                       help="train the group's MLPs as one stack (default), or one at a time (--no-stack)")
+        s.add_argument("--stack-size", type=int, default=None, help="models per stack (0, the default: all)")
+        s.add_argument("--checkpoint-every", type=int, default=None, metavar="EPOCHS",
+                       help="save a resumable training state this often in OUT_DIR.resume/ (0, the default: never)")
 
     s = sub.add_parser("train-teachers", help="train a group of teachers (one per LEVEL:SEED)")
     group_train(s)
@@ -284,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--runs", nargs="+", required=True, help="per-run tables (one per fold for MPIIGaze)")
     s.add_argument("--task", default="regression")
     s.add_argument("--methods", nargs="+", required=True)
+    s.add_argument("--seeds", type=int, help="refuse unless every model and level has seeds 0 .. SEEDS-1")
     for name in ("metrics", "table-md", "table-csv", "error-csv", "rejection-csv"):
         s.add_argument(f"--{name}", required=True)
     s.add_argument("--error-wide-csv", help="error vs noise, one column per model (for dvc plots)")
@@ -318,13 +353,49 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@contextmanager
+def _output_to(log: str | None):
+    """Send stdout and stderr (Python's and the C libraries') to ``log``; yield a function that reports a line
+    on the console as well, so the user sees why a pipeline step failed without opening its log."""
+    if log is None:
+        yield lambda line: print(line, file=sys.stderr)
+        return
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "w") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+
+        def report(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+            os.write(saved[1], f"{line}\n".encode())
+        try:
+            yield report
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, OSError) as err:  # FileNotFoundError, FileExistsError included
-        print(f"kdreg {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    with _output_to(args.log) as report:
+        try:
+            args.func(args)
+        except (ValueError, OSError) as err:  # FileNotFoundError, FileExistsError included: the user can fix these
+            report(f"kdreg {args.command}: error: {err}")
+            return 2
+        except Exception as err:  # a bug: the traceback goes to the log, a pointer to it to the console
+            if args.log is None:
+                raise
+            traceback.print_exc()
+            report(f"kdreg {args.command}: unexpected {type(err).__name__}: {err} (traceback in {args.log})")
+            return 1
     return 0
 
 

@@ -1,7 +1,7 @@
 """params.yaml: loading, schema validation, and the per-run configs cut from it."""
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 
 import yaml
@@ -15,6 +15,33 @@ def find_schema(params_path) -> Path | None:
         if (base / SCHEMA_RELPATH).exists():
             return base / SCHEMA_RELPATH
     return None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
+                    "keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(path) -> dict:
+    """A params file as a dict; ValueError naming the file and line for invalid YAML or a duplicated key."""
+    path = Path(path)
+    try:
+        data = yaml.load(path.read_text(), Loader=_StrictLoader)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of keys (device, seeds, noise, ...), not a {type(data).__name__}")
+    return data or {}
 
 
 def validate_params(params: dict, schema_path, source: str = "params") -> dict:
@@ -40,27 +67,80 @@ def validate_params(params: dict, schema_path, source: str = "params") -> dict:
     return params
 
 
+# A URL reaches a downloader only; these characters are never part of a real one and are what a shell or a
+# broken paste would put there.
+_URL = re.compile(r"^(https?|file)://[^\s'\"`<>\\^{}|]+$")
+
+
+def _string_values(obj, key=""):
+    if isinstance(obj, str):
+        yield key, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _string_values(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _string_values(v, f"{key}.{i}")
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot run on this machine, found without importing torch (a second at every start)."""
+    if not device.startswith("cuda"):
+        return None
+    import importlib.util
+    spec = importlib.util.find_spec("torch")
+    version = Path(spec.origin).parent / "version.py" if spec and spec.origin else None
+    if version is not None and version.exists():
+        match = re.search(r"^cuda\b[^=]*=\s*(.+)$", version.read_text(), flags=re.M)
+        if match and match.group(1).strip() == "None":
+            return (f"device: {device}, but the installed torch is a CPU-only build; set device: auto (the GPU "
+                    "where there is one, else the CPU) or cpu, or install torch's CUDA build")
+    if not Path("/proc/driver/nvidia/version").exists() and not any(Path("/dev").glob("nvidia[0-9]*")):
+        return (f"device: {device}, but this machine has no NVIDIA GPU driver; set device: auto, which uses the GPU "
+                "where a job finds one (e.g. on cluster nodes) and the CPU elsewhere")
+    return None
+
+
 def check_params(params: dict, source: str = "params") -> dict:
-    """Cross-key rules a JSON schema cannot state."""
+    """Cross-key rules a JSON schema cannot state, and inputs that can be checked before any job runs."""
     problems = []
-    enabled = [name for name, cfg in params.get("datasets", {}).items() if cfg.get("enabled")]
+    datasets = params.get("datasets", {})
+    enabled = [name for name, cfg in datasets.items() if cfg.get("enabled")]
     if not enabled:
         problems.append("datasets: no dataset is enabled; set datasets.sinusoid.enabled: true")
-    for name, cfg in params.get("datasets", {}).items():
-        if cfg.get("enabled") and cfg.get("kind") == "table" and not Path(cfg["path"]).exists():
-            problems.append(f"datasets.{name}.path: {cfg['path']} does not exist; fix the path (relative to the "
-                            "directory Snakemake runs in)")
-        if "." in name:
-            problems.append(f"datasets.{name}: dataset names may not contain '.'")
-    pie = params.get("datasets", {}).get("multipie", {})
+    for key, value in _string_values(params):
+        if any(ord(c) < 32 for c in value):
+            problems.append(f"{key}: {value!r} holds a control character (a newline?); remove it")
+    from kdreg.noise import level_tag
+    tags = {}
+    for level in params.get("noise", {}).get("levels", []):
+        if level_tag(level) in tags:
+            problems.append(f"noise.levels: {tags[level_tag(level)]} and {level} are one level in every path and "
+                            f"metric key (p{level_tag(level)}); remove one")
+        tags.setdefault(level_tag(level), level)
+    problem = device_problem(str(params.get("device", "auto")))
+    if problem:
+        problems.append(problem)
+    for name, cfg in datasets.items():
+        if cfg.get("enabled") and cfg.get("kind") == "table":
+            if not Path(cfg["path"]).exists():
+                problems.append(f"datasets.{name}.path: {cfg['path']} does not exist; fix the path (relative to the "
+                                "directory Snakemake runs in)")
+            else:
+                from kdreg.tabular import validate_table
+                problems += validate_table(name, cfg)
+    pie = datasets.get("multipie", {})
     if pie.get("enabled"):
         from kdreg.multipie import quick_check
         try:
             quick_check(pie.get("root"))
         except FileNotFoundError as err:
             problems.append(str(err))
-    gaze = params.get("datasets", {}).get("mpiigaze", {})
+    gaze = datasets.get("mpiigaze", {})
     if gaze.get("enabled"):
+        if gaze.get("url") and not _URL.match(gaze["url"]):
+            problems.append(f"datasets.mpiigaze.url: {gaze['url']!r} is not an http(s):// or file:// URL without "
+                            "spaces or quotes; fix it, or set datasets.mpiigaze.archive to a downloaded copy")
         for key in ("archive", "root"):
             if gaze.get(key) and not Path(gaze[key]).exists():
                 problems.append(f"datasets.mpiigaze.{key}: {gaze[key]} does not exist; fix the path or set it to "
@@ -72,7 +152,7 @@ def check_params(params: dict, source: str = "params") -> dict:
     if "fits_seed" in fig and "seeds" in params and fig["fits_seed"] >= params["seeds"]:
         problems.append(f"figures.fits_seed: {fig['fits_seed']} is not below seeds ({params['seeds']})")
     if problems:
-        raise ValueError(f"{source}: " + "; ".join(problems))
+        raise ValueError(f"{source}:\n  " + "\n  ".join(problems))
     return params
 
 
@@ -80,10 +160,7 @@ def load_params(path="params.yaml", schema=None) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such params file; run from the kdreg checkout or pass its path")
-    try:
-        params = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path} is not valid YAML: {err}") from None
+    params = load_yaml(path)
     schema = schema or find_schema(path)
     if schema:
         validate_params(params, schema, str(path))
@@ -116,14 +193,3 @@ def student_config(params: dict, dataset: str, method: str | None = None) -> dic
         options = {k: v for k, v in options.items() if k in sections}
     return {**params["datasets"][base_name(dataset)]["student"], "loss_options": options,
             "predict_head": params["predict_head"]}
-
-
-def read_config(text_or_path: str) -> dict:
-    """A run config given as a YAML/JSON file path or an inline JSON object."""
-    s = text_or_path.strip()
-    if s.startswith("{"):
-        return json.loads(s)
-    path = Path(text_or_path)
-    if not path.exists():
-        raise FileNotFoundError(f"config {text_or_path!r} is neither inline JSON nor an existing file")
-    return yaml.safe_load(path.read_text()) or {}

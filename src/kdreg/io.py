@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import math
 import os
@@ -24,12 +25,19 @@ def atomic_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; shared filesystems need the user's umask
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def sha256(path) -> str:
@@ -47,12 +55,26 @@ def checksum_path(path) -> Path:
 def save_npz(path, checksum: bool = False, **arrays) -> None:
     """Write an ``.npz`` atomically; with ``checksum``, also record its SHA-256 in ``{path}.sha256``."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        _write_npz(tmp, arrays)
         digest = sha256(tmp) if checksum else None
     if digest:
         with atomic_path(checksum_path(path)) as tmp:
             tmp.write_text(f"{digest}  {Path(path).name}\n")
+
+
+# A fixed timestamp and mode per member: np.savez stamps the wall clock into the zip, so equal arrays would give
+# unequal bytes (and a new DVC hash) on every run.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _write_npz(path, arrays: dict) -> None:
+    """An uncompressed ``.npz`` that ``np.load`` reads, whose bytes depend on the arrays alone."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, value in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def verify_checksum(path) -> None:
@@ -74,7 +96,8 @@ def load_npz(path, required=(), verify: bool = True) -> dict[str, np.ndarray]:
     clear message."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file; run the step that produces it (e.g. `snakemake {path}`)")
+        raise FileNotFoundError(f"{path}: no such file; run the pipeline (snakemake --cores all all), which makes "
+                                "every missing file")
     if verify:
         verify_checksum(path)
     try:
@@ -142,9 +165,13 @@ def provenance() -> dict:
 
 
 def save_checkpoint(path, state: dict) -> None:
+    """``torch.save`` through a buffer: saved to a path, the archive records that path's (temporary, random) name,
+    so equal weights would give unequal bytes."""
     import torch
+    buf = io.BytesIO()
+    torch.save(state, buf)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buf.getvalue())
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 from kdreg import layout
 from kdreg.data import Dataset
 from kdreg.io import load_npz, provenance, save_checkpoint, save_json, save_npz, save_yaml
+from kdreg.manifest import verify_group, write_manifest
 from kdreg.models import TwoHeadOutput
 from kdreg.noise import NoisyLabels
 
@@ -76,6 +77,7 @@ def run_teachers(data: str, noisy_dir: str, members: list[tuple[float, int]], co
     results = train_teachers(ds, noisies, config, [seed for _, seed in members], device, stacked, stack_size, resume)
     for (level, seed), noisy, res in zip(members, noisies, results):
         save_teacher_run(Path(out_dir) / layout.member_name(level, seed), ds, noisy, seed, config, res)
+    write_manifest(out_dir)  # last: a group without it is unfinished
     shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)  # every run is saved: the states are spent
 
 
@@ -91,6 +93,8 @@ def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], me
     if needs_teacher and not teacher_dir:
         raise ValueError(f"method {method!r} needs the teacher's group directory (--teacher-dir)")
     noisies = [_load_member(noisy_dir, level, seed) for level, seed in members]
+    if needs_teacher:
+        verify_group(teacher_dir)  # a damaged teacher is named here, with the fix, not met as a pickle error
     t_devs = [load_npz(Path(teacher_dir) / layout.member_name(level, seed) / "predictions.npz", ("t_dev",))["t_dev"]
               if needs_teacher else None for level, seed in members]
     resume = ResumeDir(_resume_dir(out_dir), checkpoint_every)
@@ -98,15 +102,6 @@ def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], me
                              stack_size, resume)
     for (level, seed), noisy, res in zip(members, noisies, results):
         save_student_run(Path(out_dir) / layout.member_name(level, seed), ds, noisy, seed, method, config, res)
+    write_manifest(out_dir)
     shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)
 
-
-def finished_runs(group_dirs) -> list[Path]:
-    """Every finished run directory under the given group directories, in a stable order."""
-    runs = []
-    for g in group_dirs:
-        g = Path(g)
-        if not g.is_dir():
-            raise FileNotFoundError(f"{g}: no such run group; run the training step that makes it")
-        runs += sorted(p.parent for p in g.glob("*/metrics.json"))
-    return runs

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from pathlib import Path
 
 from kdreg.config import base_name, student_config, teacher_config
 from kdreg.config import seeds as seed_list
+from kdreg.noise import level_tag
 
 ALL_GAZE_PEOPLE = [f"p{i:02d}" for i in range(15)]
-
-
-def level_tag(level: float) -> str:
-    """``0.2 -> "0.2"``, ``0.0 -> "0"``: the shortest exact spelling, used in paths and metric keys."""
-    return f"{float(level):g}"
 
 
 def member_name(level: float, seed: int) -> str:
@@ -133,3 +131,37 @@ class Paths:
     def runs_key(self, methods) -> str:
         return config_key(self.all_group_dirs(methods))
 
+
+
+# One dataset's results, by role: the rules' outputs, and what is set aside when the dataset is turned off.
+RESULTS = {
+    "runs": "results/evaluation/{dataset}_runs.csv",
+    "metrics": "results/metrics/{dataset}.json",
+    "table_md": "results/tables/{dataset}.md",
+    "table_csv": "results/tables/{dataset}.csv",
+    "error": "results/plots/{dataset}_error_vs_noise.csv",
+    "error_wide": "results/plots/{dataset}_error_vs_noise_wide.csv",
+    "rejection": "results/plots/{dataset}_rejection.csv",
+    "fits_curves": "results/plots/{dataset}_fits.csv",
+    "fits_points": "results/plots/{dataset}_fits_points.csv",
+    "figure_error": "results/figures/{dataset}_error_vs_noise.png",
+    "figure_fits": "results/figures/{dataset}_fits.png",
+    "figure_rejection": "results/figures/{dataset}_rejection.png",
+}
+
+
+def retire_results(enabled, root=".") -> list[tuple[Path, Path]]:
+    """Move the results of every dataset that is not enabled into ``results/disabled/{dataset}/``: left in place
+    they would look current (``dvc metrics diff`` would show them unchanged); moved, nothing is lost."""
+    root = Path(root)
+    stale = sorted({p.stem for p in (root / "results/metrics").glob("*.json")} - set(enabled))
+    moved = []
+    for dataset in stale:
+        for pattern in RESULTS.values():
+            src = root / pattern.format(dataset=dataset)
+            if src.exists():
+                dst = root / "results/disabled" / dataset / src.relative_to(root / "results")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(src, dst)
+                moved.append((src, dst))
+    return moved

@@ -8,6 +8,12 @@ from kdreg.seeding import rng
 KINDS = ("replace", "gaussian")
 
 
+def level_tag(level: float) -> str:
+    """``0.2 -> "0.2"``, ``0.0 -> "0"``: how a noise level is spelled in paths and metric keys (levels that
+    spell alike are refused by the params check, so a tag names one level)."""
+    return f"{float(level):g}"
+
+
 def corrupt(y: np.ndarray, kind: str = "replace", level: float = 0.0, seed: int = 0,
             spread: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(noisy, mask)`` for labels ``y`` of shape ``(N,)`` or ``(N, D)``; ``y`` is left untouched.
@@ -63,7 +69,7 @@ class NoisyLabels:
 
     def save(self, path) -> None:
         from kdreg.io import save_npz
-        save_npz(path, y=self.y, mask=self.mask, kind=np.array(self.kind), level=np.array(self.level),
+        save_npz(path, checksum=True, y=self.y, mask=self.mask, kind=np.array(self.kind), level=np.array(self.level),
                  seed=np.array(self.seed))
 
     @classmethod

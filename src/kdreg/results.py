@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from kdreg import layout
+from kdreg.noise import level_tag
 
 PRIMARY = {"regression": "rmse", "gaze": "angular_deg", "headpose": "mae"}
 HEADS = ("label", "teacher", "mean")
@@ -79,7 +79,7 @@ def metrics_json(summary: pd.DataFrame, metric: str) -> dict:
     keep = {metric, "mae", *(f"{h}_head_{metric}" for h in HEADS), "rejection_precision", "rejection_recall"}
     out = {}
     for r in summary[summary.metric.isin(keep)].itertuples():
-        key = f"p{layout.level_tag(r.noise_level)}.{r.model}.{r.metric}"
+        key = f"p{level_tag(r.noise_level)}.{r.model}.{r.metric}"
         out[f"{key}_mean"] = r.mean
         out[f"{key}_ci95"] = r.ci95
         if r.metric == metric and not np.isnan(r.vs_scratch):
@@ -102,7 +102,7 @@ def table(summary: pd.DataFrame, metric: str, models: list[str]) -> pd.DataFrame
             row = {"model": label}
             for level in levels:
                 hit = summary[(summary.model == model) & (summary.metric == col) & (summary.noise_level == level)]
-                row[f"p={layout.level_tag(level)}"] = (f"{hit['mean'].iloc[0]:.4f} ± {hit['ci95'].iloc[0]:.4f}"
+                row[f"p={level_tag(level)}"] = (f"{hit['mean'].iloc[0]:.4f} ± {hit['ci95'].iloc[0]:.4f}"
                                                        if not hit.empty else "")
             rows.append(row)
     return pd.DataFrame(rows)
@@ -166,19 +166,38 @@ def average_folds(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None
     return runs.groupby(keys)[numeric].mean().reset_index(), per_fold
 
 
+def check_complete(runs: pd.DataFrame, seeds: int, sources) -> None:
+    """Every (unit, model, noise level) holds exactly seeds 0 .. seeds-1: a mean over fewer seeds than the table
+    claims is refused, naming what is missing."""
+    problems = []
+    for (unit, model, level), g in runs.groupby(["dataset", "model", "noise_level"], sort=True):
+        have = sorted(int(v) for v in g.seed)
+        missing = sorted(set(range(seeds)) - set(have))
+        if missing or len(have) != seeds:
+            problems.append(f"{unit} {model} at p = {level_tag(level)}: seeds {have}, expected 0..{seeds - 1}")
+    if problems:
+        raise ValueError(f"incomplete runs in {', '.join(map(str, sources))}: " + "; ".join(problems[:5]) +
+                         ". Delete these runs tables and run the pipeline again (snakemake --cores all all), "
+                         "which collects them from the checked model folders")
+
+
 def aggregate(runs_csv, task: str, methods: list[str], metrics_out: str, table_md: str, table_csv: str,
-              error_csv: str, rejection_csv: str, error_wide_csv: str | None = None) -> None:
-    """Every summary of one dataset from its per-run table(s); all outputs written atomically."""
+              error_csv: str, rejection_csv: str, error_wide_csv: str | None = None, seeds: int | None = None) -> None:
+    """Every summary of one dataset from its per-run table(s); all outputs written atomically. With ``seeds``,
+    a table missing any seed of any model and level is refused."""
     from kdreg.io import atomic_path, save_json
     paths = [runs_csv] if isinstance(runs_csv, str) else list(runs_csv)
-    runs, per_fold = average_folds(pd.concat([pd.read_csv(p) for p in paths], ignore_index=True))
+    runs = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    if seeds is not None:
+        check_complete(runs, seeds, paths)
+    runs, per_fold = average_folds(runs)
     fold_text = ""
     if per_fold is not None:  # leave-one-person-out: each fold's mean over seeds, for the teacher and key methods
         metric_ = primary_metric(task)
         shown = [m for m in ("teacher", "scratch", "tor", "tor_multitask") if m in set(per_fold.model)]
         sub = per_fold[per_fold.model.isin(shown)]
         wide_f = sub.pivot_table(index=["fold", "model"], columns="noise_level", values=metric_).reset_index()
-        wide_f.columns = [c if isinstance(c, str) else f"p={layout.level_tag(c)}" for c in wide_f.columns]
+        wide_f.columns = [c if isinstance(c, str) else f"p={level_tag(c)}" for c in wide_f.columns]
         fold_text = "\n\n" + markdown(wide_f.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v),
                                        f"Per fold (held-out person), mean {metric_} over seeds:")
     metric = primary_metric(task)
@@ -193,7 +212,7 @@ def aggregate(runs_csv, task: str, methods: list[str], metrics_out: str, table_m
     rel = summary[(summary.metric == metric) & summary.model.isin(models)]
     rel_wide = rel.pivot(index="model", columns="noise_level", values="vs_scratch").reindex(models)
     rel_text = "\n\nError relative to `scratch` (mean / scratch's mean; < 1 is better):\n\n" + markdown(
-        rel_wide.rename(columns=lambda c: f"p={layout.level_tag(c)}").map(
+        rel_wide.rename(columns=lambda c: f"p={level_tag(c)}").map(
             lambda v: "" if pd.isna(v) else f"{v:.3f}").reset_index(), "").lstrip()
     with atomic_path(table_md) as tmp:
         tmp.write_text(markdown(wide, title) + rel_text + fold_text)

@@ -8,16 +8,19 @@ params.yaml:
         kind: table
         path: data/raw/housing.csv   # .csv | .parquet | .npz (one array per column)
         target: [price]              # one or more label columns
-        features: null               # null: every other numeric column
+        features: null               # null: every other column (a text column is an error, a row index is left out)
         split_column: null           # or a column holding train | val | test per row
         test_fraction: 0.2           # random split by data_seed when split_column is null
         val_fraction: 0.2            # of the rows that are not test
 
-Feature standardization is fitted on the training split only (by the trainer). Errors name the file, the column
-and the row.
+Feature standardization is fitted on the training split only (by the trainer). Bad input fails at read time with
+a message naming the params key, the file, the column, the file's own row (the line number for a CSV, the 0-based
+row otherwise) and the fix; :func:`validate_table` returns all of them without raising.
 """
 from __future__ import annotations
 
+import csv
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -27,76 +30,163 @@ from kdreg.data import Dataset
 from kdreg.seeding import rng
 
 SPLITS = ("train", "val", "test")
+INDEX_NAMES = ("rownames", "Unnamed: 0", "Unnamed: 0.1", "index")  # what R and pandas call a written row index
+F32_MAX = float(np.finfo(np.float32).max)  # models train in float32: a larger value would become inf
 
 
-def read_table(path) -> pd.DataFrame:
-    path = Path(path)
+def read_table(path, name: str = "<name>") -> pd.DataFrame:
+    """The table at ``path``; ``name`` (the params entry) only labels the messages."""
+    path, key = Path(path), f"datasets.{name}.path"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such data file; fix datasets.<name>.path in params.yaml")
+        raise FileNotFoundError(f"{key}: {path}: no such data file; fix the path in params.yaml")
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(path)
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                cols = {k: z[k] for k in z.files}
-            bad = [k for k, v in cols.items() if v.ndim != 1]
-            if bad:
-                raise ValueError(f"{path}: arrays {bad} are not 1-D; store one 1-D array per column")
-            return pd.DataFrame(cols)
-    except (ValueError, OSError, pd.errors.ParserError) as err:
-        raise ValueError(f"{path} could not be read as {suffix[1:]} ({err})") from None
-    raise ValueError(f"{path}: unsupported file type {suffix!r}; use .csv, .parquet or .npz")
+
+    def attempt(read):
+        try:
+            return read()
+        except (ValueError, OSError, pd.errors.ParserError) as err:
+            raise ValueError(f"{key}: {path} could not be read as {suffix[1:]} ({err}); check that it is a valid "
+                             f"{suffix[1:]} file") from None
+
+    def npz_columns():
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    if suffix == ".csv":
+        # pandas renames a repeated name to 'y.1', which then passes as a feature: check the header as written.
+        header = attempt(lambda: pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False))
+        _refuse_repeated(header.iloc[0].tolist(), key, path)
+        return attempt(lambda: pd.read_csv(path))
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+        _refuse_repeated(attempt(lambda: pq.read_schema(path)).names, key, path)
+        return attempt(lambda: pd.read_parquet(path))
+    if suffix == ".npz":
+        cols = attempt(npz_columns)
+        bad = [k for k, v in cols.items() if v.ndim != 1]
+        if bad:
+            raise ValueError(f"{key}: {path}: arrays {bad} are not 1-D; store one 1-D array per column")
+        return pd.DataFrame(cols)
+    raise ValueError(f"{key}: {path}: unsupported file type {suffix!r}; use .csv, .parquet or .npz")
 
 
-def _numeric(df: pd.DataFrame, cols: list[str], path) -> np.ndarray:
+def _refuse_repeated(names, key, path) -> None:
+    twice = _repeated(names)
+    if twice:
+        raise ValueError(f"{key}: {path}: the header names column(s) {twice} more than once; pandas would rename a "
+                         f"copy to '{twice[0]}.1', and a copy of the target would become a feature; rename or delete "
+                         "the duplicate columns")
+
+
+def _repeated(names) -> list:
+    return [n for n, k in Counter(names).items() if k > 1 and n != ""]  # empty names get distinct 'Unnamed: i'
+
+
+def _where(path, i: int) -> str:
+    """Row ``i`` of the data frame as the file's own row: a CSV's line number, else the 0-based row."""
+    if Path(path).suffix.lower() != ".csv":
+        return f"row {i} (0-based)"
+    # pandas skips blank lines and a quoted value may span lines: count records as the csv module does.
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        reader, start, record = csv.reader(f), 1, -2  # the header is record -1
+        for row in reader:
+            if len(row) > 1 or any(cell.strip() for cell in row):
+                record += 1
+                if record == i:
+                    return f"line {start}"
+            start = reader.line_num + 1
+    return f"line {i + 2}"
+
+
+def _index_like(s: pd.Series) -> str | None:
+    """Why ``s`` looks like a row index written into the file (R rownames, pandas' index), or None."""
+    if s.name in INDEX_NAMES:
+        return "a row index by its name"
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and len(s) > 1:
+        v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        for first in (0, 1):
+            if np.array_equal(v, np.arange(first, first + len(v))):
+                return f"a row index: its values are {first}..{first + len(v) - 1} in order"
+    return None
+
+
+def _default_features(df, skip, at, path, problems) -> list[str]:
+    """``features: null``: every column not in ``skip``, leaving out row indexes and refusing text columns."""
+    features, text = [], []
+    for c in (c for c in df.columns if c not in skip):
+        why = _index_like(df[c])
+        if why:
+            print(f"{at}: {path}: leaving out column {c!r} ({why}); list it in {at}.features to use it as an input")
+            continue
+        # A mostly numeric column with a stray text value is a feature whose bad row gets reported, not text.
+        parsed = pd.to_numeric(df[c], errors="coerce").notna().sum()
+        (features if parsed >= 0.5 * df[c].notna().sum() else text).append(c)
+    if text:
+        i = int(np.flatnonzero(df[text[0]].notna().to_numpy())[0])
+        problems.append(f"{at}.features: {path}: column(s) {text} hold text, not numbers (e.g. {df[text[0]].iloc[i]!r} "
+                        f"in {text[0]!r} at {_where(path, i)}), and features: null would use every other column; "
+                        f"list the numeric columns you want in {at}.features, or encode the text as numbers")
+    elif not features:
+        problems.append(f"{at}.features: {path}: no feature columns besides {list(skip)}; name them in {at}.features")
+    return features
+
+
+def _numeric(df, cols, at, path, problems) -> np.ndarray:
+    """``cols`` as float64, with one problem per column and kind of bad value (the first row and how many)."""
     out = np.empty((len(df), len(cols)), dtype=np.float64)
     for j, c in enumerate(cols):
-        values = pd.to_numeric(df[c], errors="coerce")
-        bad = values.isna() & df[c].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"{path}: column {c!r} holds a non-numeric value {df[c].iloc[row]!r} at row {row} "
-                             f"(0-based, header excluded; {int(bad.sum())} such rows); fix or drop them")
-        out[:, j] = values.to_numpy(dtype=np.float64)
-    finite = np.isfinite(out)
-    if not finite.all():
-        rows, cols_bad = np.nonzero(~finite)
-        raise ValueError(f"{path}: {int((~finite).sum())} missing, NaN or infinite values, first in column "
-                         f"{cols[cols_bad[0]]!r} at row {int(rows[0])} (0-based); fill or drop those rows")
+        raw = df[c]
+        out[:, j] = v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        text = np.isnan(v) & raw.notna().to_numpy()
+        for mask, what, fix in (
+                (text, "a non-numeric value {!r}", "fix or remove those rows"),
+                (np.isnan(v) & ~text, "a missing or NaN value", "fill in or drop those rows"),
+                (np.isinf(v), "an infinite value ({!r})", "fill in or drop those rows"),
+                (np.isfinite(v) & (np.abs(v) > F32_MAX), "{!r}", "it is beyond float32 (|x| <= 3.4e38), the "
+                 "precision kdreg trains in, and would become inf: rescale the column (change its unit or take a "
+                 "log) or fix the value")):
+            if mask.any():
+                i, k = int(np.flatnonzero(mask)[0]), int(mask.sum())
+                value = raw.iloc[i].item() if isinstance(raw.iloc[i], np.generic) else raw.iloc[i]
+                problems.append(f"{at}.path: {path}: column {c!r} holds {what.format(value)} at {_where(path, i)} "
+                                f"({k} such row{'s' if k > 1 else ''}); {fix}")
     return out
 
 
-def table_dataset(name: str, cfg: dict) -> Dataset:
-    """Build the dataset ``name`` from its params section ``cfg`` (see the module docstring)."""
-    path = cfg["path"]
-    df = read_table(path)
+def _build(name: str, cfg: dict, problems: list[str]) -> Dataset | None:
+    """The dataset, or None with ``problems`` appended to (every one found, not just the first)."""
+    path, at = cfg["path"], f"datasets.{name}"
+    df = read_table(path, name)
     targets = list(cfg["target"]) if isinstance(cfg["target"], (list, tuple)) else [cfg["target"]]
-    split_col = cfg.get("split_column")
-    missing = [c for c in targets + list(cfg.get("features") or []) + ([split_col] if split_col else [])
-               if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: no column(s) {missing}; the file has {list(df.columns)}")
-    if cfg.get("features"):
-        features = list(cfg["features"])
-    else:
-        # Numeric columns, and columns that are mostly numeric: a stray text value in a numeric column is an
-        # error to report (with its row), not a reason to drop the column silently.
-        features = [c for c in df.columns if c not in targets and c != split_col
-                    and (pd.api.types.is_numeric_dtype(df[c])
-                         or pd.to_numeric(df[c], errors="coerce").notna().mean() >= 0.5)]
-    if not features:
-        raise ValueError(f"{path}: no numeric feature columns besides the target {targets}; name them in "
-                         "datasets.<name>.features")
-    x, y = _numeric(df, features, path).astype(np.float32), _numeric(df, targets, path).astype(np.float32)
+    listed, split_col = list(cfg.get("features") or []), cfg.get("split_column")
+    for key, cols in (("target", targets), ("features", listed), ("split_column", [split_col] if split_col else [])):
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            problems.append(f"{at}.{key}: {path} has no column(s) {missing}; the file has {list(df.columns)}; fix "
+                            "the name(s)")
+        if _repeated(cols):
+            problems.append(f"{at}.{key}: {path}: lists {_repeated(cols)} more than once; list each column once")
+    leaked = [c for c in dict.fromkeys(listed) if c in targets]
+    if leaked:
+        problems.append(f"{at}.features: {path}: lists the target column(s) {leaked}; a model must not get its "
+                        f"label as an input: remove them from {at}.features")
+    if split_col and (split_col in listed or split_col in targets):
+        problems.append(f"{at}.split_column: {path}: column {split_col!r} is also listed in {at}."
+                        f"{'target' if split_col in targets else 'features'}; the split column marks rows and is no "
+                        "input or label: remove it from there")
+    if problems:
+        return None
+    features = listed or _default_features(df, targets + ([split_col] if split_col else []), at, path, problems)
+    x, y = _numeric(df, features, at, path, problems), _numeric(df, targets, at, path, problems)
     n = len(df)
     if split_col:
         split = df[split_col].astype(str).str.strip().str.lower().to_numpy()
-        unknown = sorted(set(split) - set(SPLITS))
-        if unknown:
-            raise ValueError(f"{path}: column {split_col!r} must hold train, val or test; found {unknown[:5]}")
+        bad = ~np.isin(split, SPLITS)
+        if bad.any():
+            problems.append(f"{at}.split_column: {path}: column {split_col!r} must hold train, val or test; found "
+                            f"{sorted(set(split[bad]))[:5]} (first at {_where(path, int(np.flatnonzero(bad)[0]))}); "
+                            "fix those values")
+            return None
     else:
         split = np.full(n, "train", dtype=object)
         order = rng(int(cfg.get("data_seed", 0)), "table split").permutation(n)
@@ -106,11 +196,34 @@ def table_dataset(name: str, cfg: dict) -> Dataset:
         split[order[n_test:n_test + n_val]] = "val"
     counts = {s: int((split == s).sum()) for s in SPLITS}
     if counts["train"] < 10 or counts["val"] < 2 or counts["test"] < 2:
-        raise ValueError(f"{path}: {n} rows give splits {counts}; need at least 10 train, 2 val and 2 test rows "
-                         "(add rows or change test_fraction / val_fraction)")
-    dev = split != "test"
+        problems.append(f"{at}: {path}: {n} rows give splits {counts}; need at least 10 train, 2 val and 2 test rows "
+                        f"(add rows, or change {at}.test_fraction / val_fraction or the split column)")
+    if problems:
+        return None
+    x, y, dev = x.astype(np.float32), y.astype(np.float32), split != "test"
     return Dataset(x_dev=x[dev], y_dev=y[dev], val=(split[dev] == "val"), x_test=x[~dev], y_test=y[~dev],
                    name=name, task="regression")
+
+
+def table_dataset(name: str, cfg: dict) -> Dataset:
+    """Build the dataset ``name`` from its params section ``cfg`` (see the module docstring); a ValueError lists
+    every problem found, one per line."""
+    problems: list[str] = []
+    ds = _build(name, cfg, problems)
+    if problems:
+        raise ValueError("\n".join(problems))
+    return ds
+
+
+def validate_table(name: str, cfg: dict) -> list[str]:
+    """Every problem of the table entry ``name`` as a complete message ([] when it loads), without raising: reads
+    the table as :func:`table_dataset` does (numpy and pandas only), for a check before any job runs."""
+    problems: list[str] = []
+    try:
+        _build(name, cfg, problems)
+    except (OSError, ValueError) as err:
+        problems.append(str(err))
+    return problems
 
 
 def default_models(n_features: int) -> tuple[dict, dict]:

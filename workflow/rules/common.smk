@@ -1,13 +1,19 @@
-# Shared helpers: params validation, the model groups, the package sources each stage runs.
+# Shared helpers: params validation, the model groups, the package sources each step runs.
+#
+# Shell lines: every value that comes from params.yaml (a path, a URL, a JSON config) is written as {...:q}, which
+# shell-quotes it, so no value is ever interpreted by the shell; the rest are wildcards constrained below.
 import json
-import shlex
-from pathlib import Path
+import os
 
-from kdreg import layout
-from kdreg.config import check_params, student_config, teacher_config, validate_params
+from kdreg import deps, layout
+from kdreg.cli import EXECUTION_ENV
+from kdreg.config import check_params, load_yaml, student_config, teacher_config, validate_params
 
-# Our own validation (not snakemake.utils.validate) so a bad value is reported with its full key path.
+# Our own validation (not snakemake.utils.validate) so a bad value is reported with its full key path; the files
+# are read again strictly, since YAML silently keeps the last of two equal keys.
 try:
+    for configfile_ in workflow.configfiles:
+        load_yaml(configfile_)
     validate_params(config, workflow.source_path("../schemas/params.schema.yaml"), "params.yaml")
     check_params(config, "params.yaml")
 except ValueError as err:
@@ -19,17 +25,23 @@ METHODS = config["methods"]
 UNITS = {d: layout.units(config, d) for d in DATASETS}
 PATHS = {u: layout.Paths(config, u) for d in DATASETS for u in UNITS[d]}
 GROUPS = layout.groups(config)
+RESULTS = layout.RESULTS
 TASKS = {"sinusoid": "regression", "mpiigaze": "gaze", "multipie": "headpose"}
 
-# The package modules each stage runs: an edited module reruns exactly the jobs that import it.
-# Absolute, so the workflow also runs with --directory elsewhere (tests, clusters).
-SRC = Path(workflow.basedir) / "src" / "kdreg"
-CORE = [SRC / f for f in ("__init__.py", "cli.py", "config.py", "io.py", "layout.py", "seeding.py")]
-DATA_SRC = CORE + [SRC / f for f in ("data.py", "noise.py", "mpiigaze.py", "multipie.py", "tabular.py", "metrics.py")]
-TRAIN_SRC = DATA_SRC + [SRC / f for f in ("losses.py", "models.py", "cnn.py", "stacked.py", "train.py", "jobs.py")]
-STACK = "" if config["pipeline"]["stack"] else "--no-stack"
-RESULTS_SRC = CORE + [SRC / f for f in ("jobs.py", "results.py")]
-PLOT_SRC = CORE + [SRC / "plots.py"]
+# How fast a group trains, never what it learns: through the environment, not the command line, so changing
+# these reruns nothing (see kdreg.cli._execution). Jobs on a cluster parse this file again and get it too.
+os.environ[EXECUTION_ENV] = json.dumps({k: config["pipeline"][k] for k in
+                                        ("stack", "teacher_stack_size", "student_stack_size", "checkpoint_every")})
+
+
+def code(command):
+    """The package sources `kdreg <command>` imports, read from the sources (kdreg.deps), relative to the working
+    directory: an edited module reruns exactly the steps that import it, and a moved checkout reruns nothing."""
+    return deps.command_sources(command, relative_to=os.getcwd())
+
+
+# The command that runs a step, its output going to the step's log (errors are shown on the console too).
+KDREG = "python -m kdreg --log {log:q}"
 
 
 wildcard_constraints:
@@ -43,12 +55,12 @@ wildcard_constraints:
     method="|".join(METHODS),
 
 
-def quoted_json(obj):
-    return shlex.quote(json.dumps(obj, sort_keys=True))
+def run_config(obj):
+    return json.dumps(obj, sort_keys=True)
 
 
 def group_members(wildcards):
-    return " ".join(layout.member_spec(level, seed) for level, seed in GROUPS[int(wildcards.group)])
+    return [layout.member_spec(level, seed) for level, seed in GROUPS[int(wildcards.group)]]
 
 
 def group_noisy(wildcards):

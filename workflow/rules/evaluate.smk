@@ -8,7 +8,7 @@ def all_groups(wildcards):
 rule collect:
     input:
         groups=all_groups,
-        code=RESULTS_SRC,
+        code=code("collect"),
     output:
         "models/{dataset}/{datakey}/{noise}/runs-{key}.csv",
     params:
@@ -16,30 +16,27 @@ rule collect:
     log:
         "results/logs/collect/{dataset}-{datakey}/{noise}/runs-{key}.log",
     shell:
-        "python -m kdreg collect --groups {input.groups} --out {output} > {log} 2>&1"
+        KDREG + " collect --groups {input.groups:q} --out {output:q}"
 
 
 rule aggregate:
     input:
         runs=lambda w: [PATHS[u].runs_table(METHODS) for u in UNITS[w.dataset]],
-        code=RESULTS_SRC,
+        code=code("aggregate"),
     output:
-        runs="results/evaluation/{dataset}_runs.csv",
-        metrics="results/metrics/{dataset}.json",
-        table_md="results/tables/{dataset}.md",
-        table_csv="results/tables/{dataset}.csv",
-        error="results/plots/{dataset}_error_vs_noise.csv",
-        error_wide="results/plots/{dataset}_error_vs_noise_wide.csv",
-        rejection="results/plots/{dataset}_rejection.csv",
+        **{role: RESULTS[role] for role in ("runs", "metrics", "table_md", "table_csv", "error", "error_wide",
+                                             "rejection")},
     params:
         task=lambda w: TASKS.get(w.dataset, "regression"),
-        methods=" ".join(METHODS),
+        methods=METHODS,
+        seeds=config["seeds"],
     log:
         "results/logs/aggregate/{dataset}.log",
     shell:
-        "python -m kdreg aggregate --runs {input.runs} --runs-copy {output.runs} --task {params.task} --methods {params.methods}"
-        " --metrics {output.metrics} --table-md {output.table_md} --table-csv {output.table_csv}"
-        " --error-csv {output.error} --error-wide-csv {output.error_wide} --rejection-csv {output.rejection} > {log} 2>&1"
+        KDREG + " aggregate --runs {input.runs:q} --runs-copy {output.runs:q} --task {params.task}"
+        " --methods {params.methods} --seeds {params.seeds} --metrics {output.metrics:q}"
+        " --table-md {output.table_md:q} --table-csv {output.table_csv:q} --error-csv {output.error:q}"
+        " --error-wide-csv {output.error_wide:q} --rejection-csv {output.rejection:q}"
 
 
 # Every target also requires the current runs tables: see layout.Paths.runs_table.
@@ -48,11 +45,11 @@ RUNS_TABLES = [p.runs_table(METHODS) for p in PATHS.values()]
 
 rule tables:
     input:
-        expand("results/tables/{dataset}.{ext}", dataset=DATASETS, ext=["md", "csv"]),
+        [RESULTS[role].format(dataset=d) for d in DATASETS for role in ("table_md", "table_csv")],
         RUNS_TABLES,
 
 
 rule metrics:
     input:
-        expand("results/metrics/{dataset}.json", dataset=DATASETS),
+        [RESULTS["metrics"].format(dataset=d) for d in DATASETS],
         RUNS_TABLES,

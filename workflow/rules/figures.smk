@@ -13,71 +13,70 @@ rule fits_data:
         teacher=lambda w: PATHS[w.dataset].teacher_dir(FITS_GROUP),
         students=lambda w: [PATHS[w.dataset].student_dir(m, FITS_GROUP) for m in FITS_STUDENTS],
         runs=lambda w: PATHS[w.dataset].runs_table(METHODS),  # newer whenever any run changed
-        code=RESULTS_SRC,
+        code=code("fits"),
     output:
-        curves="results/plots/{dataset}_fits.csv",
-        points="results/plots/{dataset}_fits_points.csv",
+        curves=RESULTS["fits_curves"],
+        points=RESULTS["fits_points"],
     params:
-        students=lambda w: " ".join(f"{m}={PATHS[w.dataset].student_dir(m, FITS_GROUP)}/{FITS_RUN}"
-                                    for m in FITS_STUDENTS),
+        students=lambda w: [f"{m}={PATHS[w.dataset].student_dir(m, FITS_GROUP)}/{FITS_RUN}" for m in FITS_STUDENTS],
         teacher=lambda w: f"{PATHS[w.dataset].teacher_dir(FITS_GROUP)}/{FITS_RUN}",
     log:
         "results/logs/fits/{dataset}.log",
     shell:
-        "python -m kdreg fits --data {input.data} --noisy {input.noisy} --teacher {params.teacher}"
-        " --student {params.students} --out {output.curves} --points-out {output.points} > {log} 2>&1"
+        KDREG + " fits --data {input.data:q} --noisy {input.noisy:q} --teacher {params.teacher:q}"
+        " --student {params.students:q} --out {output.curves:q} --points-out {output.points:q}"
 
 
 rule plot_error_vs_noise:
     input:
-        data="results/plots/{dataset}_error_vs_noise.csv",
-        code=PLOT_SRC,
+        data=RESULTS["error"],
+        code=code("plot"),
     output:
-        "results/figures/{dataset}_error_vs_noise.png",
+        RESULTS["figure_error"],
     params:
-        title=lambda w: shlex.quote(f"{w.dataset}: test error vs label noise ({KIND})"),
+        title=lambda w: f"{w.dataset}: test error vs label noise ({KIND})",
     log:
         "results/logs/figures/{dataset}_error_vs_noise.log",
     shell:
-        "python -m kdreg plot error-vs-noise {input.data} --out {output} --title {params.title} > {log} 2>&1"
+        KDREG + " plot error-vs-noise {input.data:q} --out {output:q} --title {params.title:q}"
 
 
 rule plot_fits:
     input:
-        curves="results/plots/{dataset}_fits.csv",
-        points="results/plots/{dataset}_fits_points.csv",
-        code=PLOT_SRC,
+        curves=RESULTS["fits_curves"],
+        points=RESULTS["fits_points"],
+        code=code("plot"),
     output:
-        "results/figures/{dataset}_fits.png",
+        RESULTS["figure_fits"],
     params:
-        title=lambda w: shlex.quote(f"{w.dataset}: fits at p = {FITS_LEVEL:g}, seed {FITS_SEED} ({KIND} noise)"),
+        title=lambda w: f"{w.dataset}: fits at p = {FITS_LEVEL:g}, seed {FITS_SEED} ({KIND} noise)",
     log:
         "results/logs/figures/{dataset}_fits.log",
     shell:
-        "python -m kdreg plot fits {input.curves} {input.points} --out {output} --title {params.title} > {log} 2>&1"
+        KDREG + " plot fits {input.curves:q} {input.points:q} --out {output:q} --title {params.title:q}"
 
 
 rule plot_rejection:
     input:
-        data="results/plots/{dataset}_rejection.csv",
-        code=PLOT_SRC,
+        data=RESULTS["rejection"],
+        code=code("plot"),
     output:
-        "results/figures/{dataset}_rejection.png",
+        RESULTS["figure_rejection"],
     params:
-        title=lambda w: shlex.quote(f"{w.dataset}: TOR rejection quality ({KIND} noise)"),
+        title=lambda w: f"{w.dataset}: TOR rejection quality ({KIND} noise)",
     log:
         "results/logs/figures/{dataset}_rejection.log",
     shell:
-        "python -m kdreg plot rejection {input.data} --out {output} --title {params.title} > {log} 2>&1"
+        KDREG + " plot rejection {input.data:q} --out {output:q} --title {params.title:q}"
 
 
 def dataset_figures(dataset):
-    figs = [f"results/figures/{dataset}_error_vs_noise.png"]
+    figs = ["figure_error"]
     if dataset == "sinusoid":  # 1-D input: the fitted curves can be drawn
-        figs.append(f"results/figures/{dataset}_fits.png")
+        figs.append("figure_fits")
     if {"tor", "tor_multitask"} & set(METHODS):
-        figs.append(f"results/figures/{dataset}_rejection.png")
-    return figs
+        figs.append("figure_rejection")
+    return [RESULTS[f].format(dataset=dataset) for f in figs]
 
 
 rule figures:

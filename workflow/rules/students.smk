@@ -14,20 +14,20 @@ rule train_students:
         data=lambda w: PATHS[w.dataset].clean,
         noisy=group_noisy,
         teacher=student_teacher,
-        code=TRAIN_SRC,
+        code=code("train-students"),
     output:
         directory("models/{dataset}/{datakey}/{noise}/students/{method}/g{group}-{key}"),
     params:
-        config=lambda w: quoted_json(student_config(config, w.dataset, w.method)),
+        config=lambda w: run_config(student_config(config, w.dataset, w.method)),
         check=lambda w: current(w, w.key, PATHS[w.dataset].student_key(w.method, int(w.group))),
         noisy_dir=lambda w: PATHS[w.dataset].noise_dir,
         models=group_members,
         device=config["device"],
-        teacher=lambda w, input: f"--teacher-dir {input.teacher}" if input.teacher else "",
+        teacher=lambda w, input: ["--teacher-dir", input.teacher] if input.teacher else [],
     threads: config["pipeline"]["student_threads"]
     log:
         "results/logs/students/{dataset}-{datakey}/{noise}/{method}/g{group}-{key}.log",
     shell:
-        "python -m kdreg train-students --method {wildcards.method} --data {input.data}"
-        " --noisy-dir {params.noisy_dir} --models {params.models} {params.teacher} --config {params.config}"
-        " --device {params.device} --threads {threads} %s --stack-size %d --checkpoint-every %d --out-dir {output} > {log} 2>&1" % (STACK, config["pipeline"]["student_stack_size"], config["pipeline"]["checkpoint_every"])
+        KDREG + " train-students --method {wildcards.method} --data {input.data:q}"
+        " --noisy-dir {params.noisy_dir:q} --models {params.models:q} {params.teacher:q} --config {params.config:q}"
+        " --device {params.device:q} --threads {threads} --out-dir {output:q}"

@@ -5,11 +5,11 @@ rule train_teachers:
     input:
         data=lambda w: PATHS[w.dataset].clean,
         noisy=group_noisy,
-        code=TRAIN_SRC,
+        code=code("train-teachers"),
     output:
         directory("models/{dataset}/{datakey}/{noise}/teachers/g{group}-{key}"),
     params:
-        config=lambda w: quoted_json(teacher_config(config, w.dataset)),
+        config=lambda w: run_config(teacher_config(config, w.dataset)),
         check=lambda w: current(w, w.key, PATHS[w.dataset].teacher_key(int(w.group))),
         noisy_dir=lambda w: PATHS[w.dataset].noise_dir,
         models=group_members,
@@ -20,5 +20,5 @@ rule train_teachers:
     log:
         "results/logs/teachers/{dataset}-{datakey}/{noise}/g{group}-{key}.log",
     shell:
-        "python -m kdreg train-teachers --data {input.data} --noisy-dir {params.noisy_dir} --models {params.models}"
-        " --config {params.config} --device {params.device} --threads {threads} %s --stack-size %d --checkpoint-every %d --out-dir {output} > {log} 2>&1" % (STACK, config["pipeline"]["teacher_stack_size"], config["pipeline"]["checkpoint_every"])
+        KDREG + " train-teachers --data {input.data:q} --noisy-dir {params.noisy_dir:q} --models {params.models:q}"
+        " --config {params.config:q} --device {params.device:q} --threads {threads} --out-dir {output:q}"
