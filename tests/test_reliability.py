@@ -34,7 +34,7 @@ def group():
 
 def interrupted_then_resumed(train, monkeypatch, resume: ResumeDir, kill_at: int):
     """Run ``train(resume)`` until the state of epoch ``kill_at`` is saved, stop it there, then run it again."""
-    import kdreg.train as train_mod
+    import kdreg.trainer as train_mod
     real_save = train_mod._save_state
 
     def save_then_die(state, epoch, *args):

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import shrink, snakemake
 from kdreg.seeding import rng
-from kdreg.tabular import default_models, read_table, table_dataset, validate_table
+from kdreg.tabular import read_table, table_dataset, validate_table
 
 
 def relation(n=600, seed=0, text=False) -> pd.DataFrame:
@@ -223,11 +223,12 @@ def test_validate_table_reads_without_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "line 9" in out
     assert validate_table("mine", {"path": str(tmp_path / "nope.csv"), "target": "y"}) == [
-        f"datasets.mine.path: {tmp_path / 'nope.csv'}: no such data file; fix the path in params.yaml"]
+        f"datasets.mine.path: {tmp_path / 'nope.csv'} does not exist; fix the path (relative to the directory "
+        "Snakemake runs in)"]
 
 
 def test_missing_file_and_unknown_type(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such data file"):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         read_table(tmp_path / "nope.csv")
     (tmp_path / "d.xlsx").write_text("x")
     with pytest.raises(ValueError, match="unsupported file type"):
@@ -235,6 +236,7 @@ def test_missing_file_and_unknown_type(tmp_path):
 
 
 def test_default_model_sizes_scale_with_features():
+    from kdreg.inputs import default_models
     teacher, student = default_models(3)
     assert teacher["hidden"] == [96, 96, 96] and student["hidden"] == [4]
     assert default_models(50)[0]["hidden"] == [512] * 3 and default_models(50)[1]["hidden"] == [32]

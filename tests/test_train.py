@@ -52,10 +52,23 @@ def test_training_is_deterministic(setup):
 
 
 def test_cross_fit_teacher_predicts_out_of_fold(setup):
-    ds, noisy, _ = setup
-    cfg = {**TEACHER, "cross_fit": 2, "train": {**TEACHER["train"], "epochs": 50}}
-    res = train_teacher(ds, noisy, cfg, seed=0, device="cpu")
-    assert len(res.states) == 2 and np.isfinite(res.t_dev).all()
+    """Fold 1's labels carry +5: the teacher trained without fold 0 (on fold 1) predicts +5 on fold 0, the one
+    trained without fold 1 (on clean fold 0) predicts clean values on fold 1. In-fold predictions would be the
+    other way round."""
+    from kdreg.seeding import rng
+    ds, _, _ = setup
+    train = ~ds.val
+    fold = rng(0, "folds").permutation(int(train.sum())) % 2  # the split train_teacher draws for seed 0
+    offset = np.zeros(ds.y_dev.shape, dtype=np.float32)
+    offset[np.flatnonzero(train)[fold == 1]] = 5.0
+    shifted = NoisyLabels(ds.y_dev + offset, np.zeros(len(ds.y_dev), dtype=bool), "replace", 0.0, 0)
+    epochs = 300  # validated once, at the end: no early stopping to hide what each teacher learned
+    cfg = {**TEACHER, "cross_fit": 2, "train": {**TEACHER["train"], "epochs": epochs, "eval_every": epochs}}
+    res = train_teacher(ds, shifted, cfg, seed=0, device="cpu")
+    error = (res.t_dev - ds.y_dev)[train, 0]
+    assert len(res.states) == 2
+    assert error[fold == 0].mean() > 3.0  # learned from fold 1's +5 labels
+    assert abs(error[fold == 1].mean()) < 1.0  # learned from fold 0's clean labels
 
 
 def test_method_needing_a_teacher_without_one_is_an_error(setup):

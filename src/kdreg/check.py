@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kdreg import layout
 from kdreg.config import load_params
+from kdreg.datasets import kind_of
 from kdreg.manifest import verify_group
 
 
@@ -29,8 +30,13 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
              f"noise levels {params['noise']['levels']})"]
     problems = 0
     for dataset in layout.enabled_datasets(params):
-        if dataset == "mpiigaze":
-            problems += _check_mpiigaze(params, Path(root), lines)
+        cfg = params["datasets"][dataset]
+        kind = kind_of(dataset, cfg)
+        lines.append(f"dataset {dataset}: kind {kind.name}, task {kind.task}, headline metric {kind.metric}")
+        if kind.report:
+            report, found = kind.source_report(cfg, Path(root))
+            lines += [f"  {line}" for line in report]
+            problems += found
         for name in layout.units(params, dataset):
             problems += _check_unit(params, name, Path(root), lines)
     lines.append("no problems found" if problems == 0 else f"{problems} problem(s): follow the fix given with each "
@@ -38,33 +44,13 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
     return lines, problems
 
 
-def _check_mpiigaze(params: dict, root: Path, lines: list[str]) -> int:
-    gaze = params["datasets"]["mpiigaze"]
-    lines.append("dataset mpiigaze (CC BY-NC-SA 4.0):")
-    if gaze.get("root"):
-        ok = (Path(gaze["root"]) / "Data" / "Normalized").is_dir()
-        lines.append(f"  root {gaze['root']}: {'ok' if ok else 'MISSING Data/Normalized'}")
-        return 0 if ok else 1
-    archive = Path(gaze.get("archive") or root / "resources/mpiigaze/MPIIGaze.tar.gz")
-    if archive.exists():
-        from kdreg.mpiigaze import verify_archive
-        try:
-            verify_archive(archive)
-            lines.append(f"  archive {archive}: ok")
-        except ValueError as err:
-            lines.append(f"  archive {archive}: CORRUPT\n    {err}")
-            return 1
-    else:
-        lines.append(f"  archive {archive}: missing (the pipeline downloads {gaze.get('url')}, about 2.1 GB)")
-    return 0
-
-
 def _check_unit(params: dict, name: str, root: Path, lines: list[str]) -> int:
     from kdreg.data import Dataset
     from kdreg.noise import NoisyLabels
     problems = 0
     paths = layout.Paths(params, name)
-    lines.append(f"dataset {name}:")
+    if "." in name:  # one fold of a leave-one-person-out dataset
+        lines.append(f"  fold {name}:")
     state, detail = _status(root / paths.clean, Dataset.load)
     hint = {"missing": " (the pipeline makes it: `snakemake --cores 2 figures`)", "ok": "", "CORRUPT": ""}
     lines.append(f"  {paths.clean}: {state}{hint[state]}")

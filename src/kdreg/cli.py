@@ -14,7 +14,6 @@ import json
 import os
 import sys
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
 
 # MKL may use fewer threads than asked when the machine is busy (MKL_DYNAMIC defaults to true), which changes the
@@ -64,13 +63,13 @@ def cmd_multipie(a) -> None:
 def cmd_mpiigaze(a) -> None:
     from kdreg import mpiigaze as mg
     if a.step == "download":
-        mg.verify_archive(mg.download(a.url, a.out))
+        mg.verify_archive(mg.download(a.url or mg.URL, a.out))
     elif a.step == "extract":
         mg.verify_archive(a.archive)
         mg.extract(a.archive, a.out)
     else:
         people = a.people or mg.PEOPLE
-        mg.prepare(a.root, a.out, people=people, per_person=a.per_person)
+        mg.prepare(a.root, a.out, people=people, per_person=a.per_person or mg.SAMPLES_PER_PERSON)
 
 
 def cmd_corrupt(a) -> None:
@@ -84,7 +83,7 @@ def cmd_train_teacher(a) -> None:
     from kdreg.data import Dataset
     from kdreg.jobs import save_teacher_run
     from kdreg.noise import NoisyLabels
-    from kdreg.train import train_teacher
+    from kdreg.teacher import train_teacher
     _threads(a.threads)
     out = _out_dir(a.out_dir, a.overwrite)
     ds, noisy, cfg = Dataset.load(a.data), NoisyLabels.load(a.noisy), read_config(a.config)
@@ -96,7 +95,7 @@ def cmd_train_student(a) -> None:
     from kdreg.io import load_npz
     from kdreg.jobs import save_student_run
     from kdreg.noise import NoisyLabels
-    from kdreg.train import train_student
+    from kdreg.student import train_student
     _threads(a.threads)
     out = _out_dir(a.out_dir, a.overwrite)
     ds, noisy, cfg = Dataset.load(a.data), NoisyLabels.load(a.noisy), read_config(a.config)
@@ -111,7 +110,9 @@ def cmd_evaluate(a) -> None:
     from kdreg.data import Dataset, Standardizer
     from kdreg.io import load_checkpoint, save_json
     from kdreg.models import TwoHeadOutput, create_model, select_head
-    from kdreg.train import model_inputs, predict, task_metrics
+    from kdreg.inputs import model_inputs
+    from kdreg.metrics import task_metrics
+    from kdreg.trainer import predict
     ckpt, ds = load_checkpoint(a.checkpoint), Dataset.load(a.data)
     if ckpt["run"]["dataset"] != ds.name:
         raise ValueError(f"{a.checkpoint} was trained on {ckpt['run']['dataset']!r}, not on {ds.name!r} ({a.data})")
@@ -192,7 +193,7 @@ def cmd_aggregate(a) -> None:
     if a.runs_copy:
         with atomic_path(a.runs_copy) as tmp:
             pd.concat([pd.read_csv(r) for r in a.runs]).to_csv(tmp, index=False, float_format="%.6g")
-    aggregate(a.runs, a.task, a.methods, a.metrics, a.table_md, a.table_csv, a.error_csv, a.rejection_csv,
+    aggregate(a.runs, a.metric, a.methods, a.metrics, a.table_md, a.table_csv, a.error_csv, a.rejection_csv,
               a.error_wide_csv, a.seeds)
 
 
@@ -248,11 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("mpiigaze", help="MPIIGaze: download | extract | prepare")
     s.add_argument("step", choices=["download", "extract", "prepare"])
-    s.add_argument("--url", default="http://datasets.d2.mpi-inf.mpg.de/MPIIGaze/MPIIGaze.tar.gz")
+    s.add_argument("--url", help="download: the archive's URL (default: the official one, kdreg.mpiigaze.URL)")
     s.add_argument("--archive", help="extract: the MPIIGaze.tar.gz")
     s.add_argument("--root", help="prepare: the extracted MPIIGaze folder")
     s.add_argument("--people", nargs="*", help="prepare: people to read (default all 15)")
-    s.add_argument("--per-person", type=int, default=3000)
+    s.add_argument("--per-person", type=int, help="prepare: eye images per person (default: all 3000)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_mpiigaze)
 
@@ -284,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train_teacher)
 
     s = sub.add_parser("train-student", help="train one student with one method")
-    s.add_argument("--method", required=True, help="a method of kdreg.losses.METHODS, e.g. tor_multitask")
+    s.add_argument("--method", required=True, help="a method of kdreg.methods.METHODS, e.g. tor_multitask")
     s.add_argument("--teacher", help="the teacher's predictions.npz (methods that use a teacher)")
     common_train(s)
     s.set_defaults(func=cmd_train_student)
@@ -304,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train_teachers)
 
     s = sub.add_parser("train-students", help="train a group of students of one method (one per LEVEL:SEED)")
-    s.add_argument("--method", required=True, help="a method of kdreg.losses.METHODS, e.g. tor_multitask")
+    s.add_argument("--method", required=True, help="a method of kdreg.methods.METHODS, e.g. tor_multitask")
     s.add_argument("--teacher-dir", help="the teachers' group directory (methods that use a teacher)")
     group_train(s)
     s.set_defaults(func=cmd_train_students)
@@ -316,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("aggregate", help="mean / std / 95%% CI tables, metrics JSON and plot data")
     s.add_argument("--runs", nargs="+", required=True, help="per-run tables (one per fold for MPIIGaze)")
-    s.add_argument("--task", default="regression")
+    s.add_argument("--metric", default="rmse", help="the headline metric (the dataset kind's, kdreg.datasets)")
     s.add_argument("--methods", nargs="+", required=True)
     s.add_argument("--seeds", type=int, help="refuse unless every model and level has seeds 0 .. SEEDS-1")
     for name in ("metrics", "table-md", "table-csv", "error-csv", "rejection-csv"):
@@ -353,38 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@contextmanager
-def _output_to(log: str | None):
-    """Send stdout and stderr (Python's and the C libraries') to ``log``; yield a function that reports a line
-    on the console as well, so the user sees why a pipeline step failed without opening its log."""
-    if log is None:
-        yield lambda line: print(line, file=sys.stderr)
-        return
-    Path(log).parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(log, "w") as f:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-
-        def report(line: str) -> None:
-            print(line, file=sys.stderr, flush=True)
-            os.write(saved[1], f"{line}\n".encode())
-        try:
-            yield report
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    with _output_to(args.log) as report:
+    from kdreg.io import output_to
+    with output_to(args.log) as report:
         try:
             args.func(args)
         except (ValueError, OSError) as err:  # FileNotFoundError, FileExistsError included: the user can fix these

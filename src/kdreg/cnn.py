@@ -1,6 +1,6 @@
 """Image networks for gaze (MPIIGaze, 36×60 grayscale eyes) and head pose: a LeNet student and a pre-activation
 ResNet teacher. Each is a backbone that ends with the extra input (head pose) joined to the image features, so
-one linear head (:class:`ImageRegressor`) or two (:class:`~kdreg.models.TwoHeadStudent`) sit on top.
+one linear head (:class:`ImageRegressor`) or two (:class:`~kdreg.heads.TwoHeadStudent`) sit on top.
 
 Shapes: images ``(N, 1, H, W)`` in [0, 1]; extra inputs ``(N, E)`` (E = 2 for head pose, 0 for none).
 """
@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from kdreg.models import TwoHeadStudent
+from kdreg.heads import TwoHeadStudent
 
 
 def as_images(x: Tensor) -> Tensor:

@@ -67,11 +67,6 @@ def validate_params(params: dict, schema_path, source: str = "params") -> dict:
     return params
 
 
-# A URL reaches a downloader only; these characters are never part of a real one and are what a shell or a
-# broken paste would put there.
-_URL = re.compile(r"^(https?|file)://[^\s'\"`<>\\^{}|]+$")
-
-
 def _string_values(obj, key=""):
     if isinstance(obj, str):
         yield key, obj
@@ -121,30 +116,9 @@ def check_params(params: dict, source: str = "params") -> dict:
     problem = device_problem(str(params.get("device", "auto")))
     if problem:
         problems.append(problem)
-    for name, cfg in datasets.items():
-        if cfg.get("enabled") and cfg.get("kind") == "table":
-            if not Path(cfg["path"]).exists():
-                problems.append(f"datasets.{name}.path: {cfg['path']} does not exist; fix the path (relative to the "
-                                "directory Snakemake runs in)")
-            else:
-                from kdreg.tabular import validate_table
-                problems += validate_table(name, cfg)
-    pie = datasets.get("multipie", {})
-    if pie.get("enabled"):
-        from kdreg.multipie import quick_check
-        try:
-            quick_check(pie.get("root"))
-        except FileNotFoundError as err:
-            problems.append(str(err))
-    gaze = datasets.get("mpiigaze", {})
-    if gaze.get("enabled"):
-        if gaze.get("url") and not _URL.match(gaze["url"]):
-            problems.append(f"datasets.mpiigaze.url: {gaze['url']!r} is not an http(s):// or file:// URL without "
-                            "spaces or quotes; fix it, or set datasets.mpiigaze.archive to a downloaded copy")
-        for key in ("archive", "root"):
-            if gaze.get(key) and not Path(gaze[key]).exists():
-                problems.append(f"datasets.mpiigaze.{key}: {gaze[key]} does not exist; fix the path or set it to "
-                                "null to download the archive")
+    from kdreg.datasets import kind_of
+    for name in enabled:  # each kind's own quick check of its source: a missing, incomplete or unreadable copy
+        problems += kind_of(name, datasets[name]).problems(name, datasets[name])
     fig = params.get("figures", {})
     levels = [float(v) for v in params.get("noise", {}).get("levels", [])]
     if "fits_level" in fig and float(fig["fits_level"]) not in levels:
@@ -189,7 +163,7 @@ def student_config(params: dict, dataset: str, method: str | None = None) -> dic
     options are kept, so changing another method's options leaves this one's runs valid."""
     options = params["loss_options"]
     if method is not None:
-        sections = {"tor_multitask": ("tor", "multitask", "tor_multitask")}.get(method, (method,))
-        options = {k: v for k, v in options.items() if k in sections}
+        from kdreg.methods import get_method
+        options = {k: v for k, v in options.items() if k in get_method(method).sections}
     return {**params["datasets"][base_name(dataset)]["student"], "loss_options": options,
             "predict_head": params["predict_head"]}

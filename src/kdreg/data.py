@@ -7,6 +7,8 @@ import numpy as np
 
 from kdreg.seeding import rng
 
+MAD_TO_STD = 1.4826  # consistency constant: 1.4826 * MAD estimates sigma for Gaussian data
+
 
 @dataclass
 class Dataset:
@@ -117,7 +119,7 @@ class Standardizer:
         Falls back to the std, then to 1, where the MAD is 0 (more than half the labels equal)."""
         y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         center = np.median(y, axis=0)
-        scale = 1.4826 * np.median(np.abs(y - center), axis=0)
+        scale = MAD_TO_STD * np.median(np.abs(y - center), axis=0)
         scale = np.where(scale > 0, scale, y.std(axis=0))
         return cls(center, np.where(scale > 0, scale, 1.0))
 

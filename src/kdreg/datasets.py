@@ -1,28 +1,102 @@
-"""One entry point from a unit name and its params section to a :class:`~kdreg.data.Dataset`, shared by the
-``make-data`` command and the benchmarks."""
+"""The dataset kinds, in one table that the workflow, the params check, ``kdreg check``, ``make-data`` and the
+aggregation read: how a kind is built, its units (leave-one-person-out folds), its task and headline metric,
+whether it needs a prepared file, and the quick check of its source run before any job.
+
+A params entry's kind is its name for the built-in datasets (``sinusoid``, ``mpiigaze``, ``multipie``) and its
+``kind:`` field otherwise (``table``). Adding a kind: one entry here, its builder, its schema section.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Callable
 
 from kdreg.data import Dataset
 
 
-def build_dataset(unit: str, cfg: dict, prepared: str | None = None) -> Dataset:
-    """``unit``: ``sinusoid``, an MPIIGaze fold ``mpiigaze.pXX``, ``multipie``, or any ``kind: table`` entry;
-    ``cfg``: its settings (:func:`kdreg.layout.data_config`); ``prepared``: the prepared file of a real dataset."""
-    if unit == "sinusoid":
-        from kdreg.data import make_sinusoid
-        return make_sinusoid(cfg.get("n_train", 1000), cfg.get("n_test", 1000), cfg.get("val_fraction", 0.2),
-                             cfg.get("data_seed", 0))
-    if unit.startswith("mpiigaze.") or unit == "multipie":
-        if not prepared:
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    task: str                        # regression | gaze | headpose: which metrics a run reports
+    metric: str                      # the headline metric of tables, figures and metrics keys
+    builder: Callable[[str, dict, str | None], Dataset]  # (unit, settings, prepared file) -> Dataset
+    folds: Callable[[dict], list[str]] | None = None  # units held out one at a time
+    prepared: tuple[str, ...] = ()   # built from one prepared file, made with these settings (data/{kind}/prepared-*)
+    curves: bool = False             # 1-D input and label: the fitted curves can be drawn
+    source_check: str | None = None  # "module:function(name, cfg) -> [problems]", run before any job
+    report: str | None = None        # "module:function(cfg, root) -> (lines, problems)": kdreg check's deeper look
+
+    def build(self, unit: str, cfg: dict, prepared: str | None = None) -> Dataset:
+        if self.prepared and not prepared:
             raise ValueError(f"make-data for {unit} needs --prepared (the file its preparation step writes)")
-        if unit == "multipie":
-            from kdreg.multipie import headpose_dataset
-            return headpose_dataset(prepared, cfg.get("test_fraction", 0.2), cfg.get("val_fraction", 0.1),
-                                    cfg.get("data_seed", 0))
-        from kdreg.mpiigaze import fold_dataset
-        return fold_dataset(prepared, unit.split(".", 1)[1], cfg.get("val_fraction", 0.1), cfg.get("data_seed", 0))
-    if cfg.get("kind") == "table":
-        from kdreg.tabular import table_dataset
-        return table_dataset(unit, cfg)
-    raise ValueError(f"make-data knows 'sinusoid', MPIIGaze folds 'mpiigaze.pXX', 'multipie' and datasets of "
-                     f"kind: table; got {unit!r}")
+        return self.builder(unit, cfg, prepared)
+
+    def problems(self, name: str, cfg: dict) -> list[str]:
+        """What stops this dataset's source from being used, found cheaply: a missing or incomplete copy."""
+        return _resolve(self.source_check)(name, cfg) if self.source_check else []
+
+    def source_report(self, cfg: dict, root) -> tuple[list[str], int]:
+        return _resolve(self.report)(cfg, root) if self.report else ([], 0)
+
+
+def _resolve(spec: str):
+    module, function = spec.split(":")
+    return getattr(import_module(module), function)
+
+
+def _settings(cfg: dict, **names) -> dict:
+    """The settings present in ``cfg`` under the builder's argument names (absent ones keep its defaults)."""
+    return {arg: cfg[key] for arg, key in names.items() if key in cfg}
+
+
+def _sinusoid(unit: str, cfg: dict, prepared) -> Dataset:
+    from kdreg.data import make_sinusoid
+    return make_sinusoid(**_settings(cfg, n_train="n_train", n_test="n_test", val_fraction="val_fraction",
+                                     seed="data_seed"))
+
+
+def _table(unit: str, cfg: dict, prepared) -> Dataset:
+    from kdreg.tabular import table_dataset
+    return table_dataset(unit, cfg)
+
+
+def _gaze_fold(unit: str, cfg: dict, prepared) -> Dataset:
+    from kdreg.mpiigaze import fold_dataset
+    return fold_dataset(prepared, unit.split(".", 1)[1], **_settings(cfg, val_fraction="val_fraction",
+                                                                     seed="data_seed"))
+
+
+def _headpose(unit: str, cfg: dict, prepared) -> Dataset:
+    from kdreg.multipie import headpose_dataset
+    return headpose_dataset(prepared, **_settings(cfg, test_fraction="test_fraction", val_fraction="val_fraction",
+                                                  seed="data_seed"))
+
+
+def _gaze_folds(cfg: dict) -> list[str]:
+    from kdreg.mpiigaze import PEOPLE
+    return list(cfg.get("folds") or PEOPLE)
+
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("sinusoid", "regression", "rmse", _sinusoid, curves=True),
+    Kind("table", "regression", "rmse", _table, source_check="kdreg.tabular:validate_table"),
+    Kind("mpiigaze", "gaze", "angular_deg", _gaze_fold, folds=_gaze_folds, prepared=("people", "per_person"),
+         source_check="kdreg.mpiigaze:source_problems", report="kdreg.mpiigaze:source_report"),
+    Kind("multipie", "headpose", "mae", _headpose, prepared=("image_size", "crop"),
+         source_check="kdreg.multipie:source_problems"),
+)}
+
+
+def kind_of(name: str, cfg: dict) -> Kind:
+    """The kind of params entry ``datasets.<name>`` (``cfg``), or of a unit ``name.fold``."""
+    base = name.split(".", 1)[0]
+    key = base if base in KINDS and base != "table" else cfg.get("kind", base)
+    if key not in KINDS:
+        raise ValueError(f"datasets.{base}: unknown dataset kind {key!r}; known: {', '.join(KINDS)}")
+    return KINDS[key]
+
+
+def build_dataset(unit: str, cfg: dict, prepared: str | None = None) -> Dataset:
+    """``unit``: a dataset name, or ``mpiigaze.pXX`` for one fold; ``cfg``: its settings
+    (:func:`kdreg.layout.data_config`); ``prepared``: the prepared file of a real dataset."""
+    return kind_of(unit, cfg).build(unit, cfg, prepared)

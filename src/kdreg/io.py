@@ -9,6 +9,7 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -38,6 +39,11 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def config_key(obj) -> str:
+    """8 hex digits of the SHA-256 of ``obj`` as canonical JSON: names settings in paths and training states."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def sha256(path) -> str:
@@ -183,3 +189,32 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         return torch.load(path, map_location=map_location, weights_only=False)
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         raise ValueError(f"{path} is truncated or corrupt ({err}); delete it and retrain") from None
+
+
+@contextmanager
+def output_to(log: str | None):
+    """Send stdout and stderr (Python's and the C libraries') to ``log``; yield a function that reports a line
+    on the console as well, so the user sees why a pipeline step failed without opening its log."""
+    if log is None:
+        yield lambda line: print(line, file=sys.stderr)
+        return
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "w") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+
+        def report(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+            os.write(saved[1], f"{line}\n".encode())
+        try:
+            yield report
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])

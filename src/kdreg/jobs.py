@@ -70,7 +70,8 @@ def run_teachers(data: str, noisy_dir: str, members: list[tuple[float, int]], co
 
     With ``checkpoint_every`` > 0 the training state is saved in ``{out_dir}.resume/`` (beside the output, which
     Snakemake clears before a rerun) and a rerun of a killed job resumes from it."""
-    from kdreg.train import ResumeDir, train_teachers
+    from kdreg.teacher import train_teachers
+    from kdreg.trainer import ResumeDir
     ds = Dataset.load(data)
     noisies = [_load_member(noisy_dir, level, seed) for level, seed in members]
     resume = ResumeDir(_resume_dir(out_dir), checkpoint_every)
@@ -86,8 +87,9 @@ def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], me
                  stack_size: int = 0, checkpoint_every: int = 0) -> None:
     """Train one ``method`` student for every (level, seed) in ``members`` from the cached teacher predictions
     (resumable as in :func:`run_teachers`)."""
-    from kdreg.losses import get_method
-    from kdreg.train import ResumeDir, train_students
+    from kdreg.methods import get_method
+    from kdreg.student import train_students
+    from kdreg.trainer import ResumeDir
     ds = Dataset.load(data)
     needs_teacher = get_method(method).uses_teacher
     if needs_teacher and not teacher_dir:

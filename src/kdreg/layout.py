@@ -16,17 +16,13 @@ A run never overwrites a run made with other settings.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from pathlib import Path
 
 from kdreg.config import base_name, student_config, teacher_config
+from kdreg.io import config_key  # noqa: F401  (the workflow names its keys through layout)
 from kdreg.config import seeds as seed_list
 from kdreg.noise import level_tag
-
-ALL_GAZE_PEOPLE = [f"p{i:02d}" for i in range(15)]
-
 
 def member_name(level: float, seed: int) -> str:
     return f"p{level_tag(level)}_s{int(seed)}"
@@ -43,11 +39,6 @@ def parse_member(spec: str) -> tuple[float, int]:
 
 def member_spec(level: float, seed: int) -> str:
     return f"{level_tag(level)}:{int(seed)}"
-
-
-def config_key(obj) -> str:
-    """8 hex digits of the SHA-256 of ``obj`` as canonical JSON."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def groups(params: dict) -> list[list[tuple[float, int]]]:
@@ -69,9 +60,22 @@ def enabled_datasets(params: dict) -> list[str]:
 def units(params: dict, dataset: str) -> list[str]:
     """The independently trained units of a dataset: the dataset itself, or one per leave-one-person-out fold
     (``mpiigaze.p00`` ...)."""
-    if dataset == "mpiigaze":
-        return [f"mpiigaze.{p}" for p in (params["datasets"]["mpiigaze"].get("folds") or ALL_GAZE_PEOPLE)]
-    return [dataset]
+    from kdreg.datasets import kind_of
+    cfg = params["datasets"][dataset]
+    folds = kind_of(dataset, cfg).folds
+    return [f"{dataset}.{fold}" for fold in folds(cfg)] if folds else [dataset]
+
+
+def prepared_path(params: dict, dataset: str) -> str | None:
+    """The prepared file a dataset's units are built from (None for a kind built directly), keyed by the settings
+    that select and shape its samples."""
+    from kdreg.datasets import kind_of
+    base = base_name(dataset)
+    cfg = params["datasets"][base]
+    kind = kind_of(base, cfg)
+    if not kind.prepared:
+        return None
+    return f"data/{base}/prepared-{config_key({k: cfg.get(k) for k in kind.prepared})}.npz"
 
 
 def data_config(params: dict, unit: str) -> dict:
@@ -108,7 +112,7 @@ class Paths:
         return config_key({"config": teacher_config(self.params, self.dataset), "members": self.groups[group]})
 
     def student_key(self, method: str, group: int) -> str:
-        from kdreg.losses import get_method
+        from kdreg.methods import get_method
         teacher = self.teacher_key(group) if get_method(method).uses_teacher else None
         return config_key({"config": student_config(self.params, self.dataset, method),
                            "members": self.groups[group], "teacher": teacher})

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
-MAD_TO_STD = 1.4826  # consistency constant: 1.4826 * MAD estimates sigma for Gaussian data
+from kdreg.data import MAD_TO_STD
+from kdreg.methods import METHODS, get_method, method_options  # noqa: F401  (METHODS: the public registry)
 
 
 _CHECK_VALUES = contextvars.ContextVar("kdreg_check_values", default=True)
@@ -332,45 +331,22 @@ class MultiTaskLoss(nn.Module):
         return self.label_loss(pred.label, y, t) + self.lam * squared_norm(pred.teacher, t.detach()).mean(-1)
 
 
-@dataclass(frozen=True)
-class Method:
-    """How a method is trained: its loss factory, the student's number of heads, and which targets it reads."""
-
-    name: str
-    make: Callable[..., nn.Module]
-    heads: int = 1
-    uses_teacher: bool = True
-    clean_labels: bool = False  # oracle: trains on y*, only where noise was injected
-
-
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("scratch", lambda: MSELoss(), uses_teacher=False),
-    Method("oracle", lambda: MSELoss(), uses_teacher=False, clean_labels=True),
-    Method("kd", lambda: KDLoss()),
-    Method("kd_mix", lambda alpha=0.5: KDMixLoss(alpha)),
-    Method("teacher_bounded", lambda nu=0.5, margin=0.0: TeacherBoundedLoss(nu, margin)),
-    Method("ail", lambda alpha=0.5: AILLoss(alpha)),
-    Method("huber", lambda delta=1.0: HuberLoss(delta), uses_teacher=False),
-    Method("tukey", lambda c=4.685: TukeyLoss(c), uses_teacher=False),
-    Method("tor", TORLoss),
-    Method("multitask", lambda lam=1.0: MultiTaskLoss(MSELoss(), lam), heads=2),
-    Method("tor_multitask", lambda lam=1.0, **tor: MultiTaskLoss(TORLoss(**tor), lam), heads=2),
-)}
-
-
-def get_method(name: str) -> Method:
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(f"unknown loss/method {name!r}; choose one of: {', '.join(METHODS)}") from None
+# The registry: every method of kdreg.methods by name, its loss built from the class the table names. The
+# constructor defaults are the only defaults (the table repeats none of them).
+LOSSES: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (
+    MSELoss, KDLoss, KDMixLoss, TeacherBoundedLoss, AILLoss, HuberLoss, TukeyLoss, TORLoss, MultiTaskLoss)}
+WRAPPER_OPTIONS = ("lam",)  # a two-headed method's own option; the rest go to its label-head loss
 
 
 def get_loss(name: str, **options) -> nn.Module:
-    """Build the loss of method ``name`` (see :data:`METHODS`); ``options`` are that loss's parameters,
-    e.g. ``get_loss("tor_multitask", lam=1.0, threshold="quantile", q=0.2)``."""
+    """Build the loss of method ``name`` (see :data:`kdreg.methods.METHODS`); ``options`` are that loss's
+    parameters, e.g. ``get_loss("tor_multitask", lam=1.0, threshold="quantile", q=0.2)``."""
     method = get_method(name)
     try:
-        return method.make(**options)
+        if method.label_loss is None:
+            return LOSSES[method.loss](**options)
+        wrapper = {k: options.pop(k) for k in WRAPPER_OPTIONS if k in options}
+        return LOSSES[method.loss](LOSSES[method.label_loss](**options), **wrapper)
     except TypeError as err:
         raise ValueError(f"bad options {sorted(options)} for loss {name!r}: {err}") from None
 
@@ -379,12 +355,10 @@ def loss_options(name: str, config: dict) -> dict:
     """Pick the options of method ``name`` out of the ``loss_options`` section of params.yaml.
 
     ``config`` looks like ``{"kd_mix": {"alpha": 0.5}, "tor": {"threshold": "mad", "k": 3}, "multitask":
-    {"lambda": 1.0}}``; ``tor_multitask`` reads both the ``tor`` and ``multitask`` sections.
+    {"lambda": 1.0}}``; each method reads the sections its table entry names (``tor_multitask``: ``tor`` and
+    ``multitask``).
     """
-    get_method(name)
-    opts = dict(config.get(name) or {})
-    if name == "tor_multitask":
-        opts = {**(config.get("tor") or {}), **(config.get("multitask") or {}), **opts}
+    opts = method_options(name, config)
     if "lambda" in opts:  # `lambda` is the natural params key but a Python keyword
         opts["lam"] = opts.pop("lambda")
     return opts

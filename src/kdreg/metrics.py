@@ -61,3 +61,11 @@ def rejection_quality(rejected, corrupted) -> dict[str, float]:
         "precision": hit / int(rej.sum()) if rej.any() else float("nan"),
         "recall": hit / int(cor.sum()) if cor.any() else float("nan"),
     }
+
+
+def task_metrics(pred: np.ndarray, target: np.ndarray, task: str, prefix: str = "") -> dict[str, float]:
+    """Test metrics in original units: RMSE and MAE; for gaze also the mean angular error in degrees."""
+    out = {f"{prefix}rmse": rmse(pred, target), f"{prefix}mae": mae(pred, target)}
+    if task == "gaze":
+        out[f"{prefix}angular_deg"] = angular_error_deg(pred, target)
+    return out

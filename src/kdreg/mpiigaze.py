@@ -236,3 +236,38 @@ def fold_dataset(prepared, test_person: str, val_fraction: float = 0.1, seed: in
     return Dataset(x_dev=a["images"][dev], y_dev=a["gaze"][dev], val=validation_mask(int(dev.sum()), val_fraction, seed),
                    x_test=a["images"][test], y_test=a["gaze"][test], name=f"mpiigaze.{test_person}", task="gaze",
                    e_dev=a["pose"][dev], e_test=a["pose"][test])
+
+
+def source_problems(name: str, cfg: dict) -> list[str]:
+    """What stops the pipeline from using MPIIGaze as configured, checked before any job: the user's copy named
+    but absent, or a download URL of the wrong shape (a URL only ever reaches the downloader, quoted)."""
+    import re
+    problems = []
+    url = cfg.get("url") or URL
+    if not re.match(r"^(https?|file)://[^\s'\"`<>\\^{}|]+$", url):
+        problems.append(f"datasets.{name}.url: {url!r} is not an http(s):// or file:// URL without spaces or "
+                        f"quotes; fix it, or set datasets.{name}.archive to a downloaded copy")
+    for key in ("archive", "root"):
+        if cfg.get(key) and not Path(cfg[key]).exists():
+            problems.append(f"datasets.{name}.{key}: {cfg[key]} does not exist; fix the path or set it to null to "
+                            "download the archive")
+    return problems
+
+
+def source_report(cfg: dict, root: Path) -> tuple[list[str], int]:
+    """``kdreg check``'s lines on the MPIIGaze source (the user's folder, or the archive, fully verified) and the
+    number of problems."""
+    lines = ["MPIIGaze is CC BY-NC-SA 4.0 (non-commercial)"]
+    if cfg.get("root"):
+        ok = (Path(cfg["root"]) / "Data" / "Normalized").is_dir()
+        lines.append(f"root {cfg['root']}: {'ok' if ok else 'MISSING Data/Normalized'}")
+        return lines, 0 if ok else 1
+    archive = Path(cfg.get("archive") or root / "resources/mpiigaze/MPIIGaze.tar.gz")
+    if not archive.exists():
+        return lines + [f"archive {archive}: missing (the pipeline downloads {cfg.get('url') or URL}, about "
+                        "2.1 GB)"], 0
+    try:
+        verify_archive(archive)
+    except ValueError as err:
+        return lines + [f"archive {archive}: CORRUPT", f"  {err}"], 1
+    return lines + [f"archive {archive}: ok"], 0

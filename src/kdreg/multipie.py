@@ -111,3 +111,12 @@ def headpose_dataset(prepared, test_fraction: float = 0.2, val_fraction: float =
     dev = ~test
     return Dataset(x_dev=a["images"][dev], y_dev=a["yaw"][dev], val=val[dev], x_test=a["images"][test],
                    y_test=a["yaw"][test], name="multipie", task="headpose")
+
+
+def source_problems(name: str, cfg: dict) -> list[str]:
+    """:func:`quick_check` of the licensed copy as a list of problems, for the check before any job."""
+    try:
+        quick_check(cfg.get("root"))
+    except FileNotFoundError as err:
+        return [str(err)]
+    return []

@@ -8,12 +8,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from kdreg.io import atomic_path  # noqa: E402
+from kdreg.methods import BASELINE, BOUND, METHODS, TEACHER, TEACHER_COLOR  # noqa: E402
 
-# Fixed colours per method so every figure of every dataset reads the same way.
-COLORS = {"teacher": "black", "scratch": "tab:red", "oracle": "tab:gray", "kd": "tab:olive", "kd_mix": "tab:cyan",
-          "teacher_bounded": "tab:pink", "ail": "tab:brown", "huber": "tab:purple", "tukey": "goldenrod",
-          "tor": "tab:orange", "multitask": "tab:green", "tor_multitask": "tab:blue"}
-EMPHASIS = {"scratch", "tor_multitask", "teacher", "oracle"}
+# Fixed colours per method (kdreg.methods) so every figure of every dataset reads the same way.
+COLORS = {TEACHER: TEACHER_COLOR, **{name: m.color for name, m in METHODS.items()}}
+EMPHASIS = {TEACHER, BASELINE, BOUND, *(name for name, m in METHODS.items() if m.in_fits)}
+REFERENCES = (TEACHER, BOUND)  # dashed: what the students are measured against
 LABELS = {"rmse": "test RMSE", "mae": "test MAE", "angular_deg": "mean angular error (°)"}
 
 
@@ -34,7 +34,7 @@ def error_vs_noise(csv: str, out: str, title: str = "", log: bool = True) -> Non
         strong = model in EMPHASIS
         ax.plot(g.noise_level, g[metric], marker="o", ms=4 if strong else 3, lw=2.2 if strong else 1.0,
                 color=COLORS.get(model), alpha=1.0 if strong else 0.7, label=model,
-                ls="--" if model in ("teacher", "oracle") else "-")
+                ls="--" if model in REFERENCES else "-")
         ax.fill_between(g.noise_level, g.low.clip(lower=floor) if log else g.low, g.high,
                         color=COLORS.get(model), alpha=0.15 if strong else 0.06, lw=0)
     if log:

@@ -9,14 +9,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from kdreg.methods import BASELINE, BOUND, METHODS, TEACHER
 from kdreg.noise import level_tag
 
-PRIMARY = {"regression": "rmse", "gaze": "angular_deg", "headpose": "mae"}
 HEADS = ("label", "teacher", "mean")
-
-
-def primary_metric(task: str) -> str:
-    return PRIMARY.get(task, "rmse")
 
 
 def collect(run_dirs) -> pd.DataFrame:
@@ -61,14 +57,14 @@ def add_relative(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
     s = summary.copy()
     s["vs_scratch"], s["gap_closed"] = np.nan, np.nan
     for level, g in s[s.metric.str.endswith(metric)].groupby("noise_level"):
-        base = g[(g.model == "scratch") & (g.metric == metric)]["mean"]
-        oracle = g[(g.model == "oracle") & (g.metric == metric)]["mean"]
+        base = g[(g.model == BASELINE) & (g.metric == metric)]["mean"]
+        oracle = g[(g.model == BOUND) & (g.metric == metric)]["mean"]
         if base.empty:
             continue
         b = float(base.iloc[0])
         idx = g.index
         s.loc[idx, "vs_scratch"] = s.loc[idx, "mean"] / b
-        students = g[~g.model.isin(["teacher", "scratch", "oracle"])].index  # the gap is a students' measure
+        students = g[~g.model.isin([TEACHER, BASELINE, BOUND])].index  # the gap is a students' measure
         if not oracle.empty and b - float(oracle.iloc[0]) > 0 and level > 0:
             s.loc[students, "gap_closed"] = (b - s.loc[students, "mean"]) / (b - float(oracle.iloc[0]))
     return s
@@ -181,7 +177,7 @@ def check_complete(runs: pd.DataFrame, seeds: int, sources) -> None:
                          "which collects them from the checked model folders")
 
 
-def aggregate(runs_csv, task: str, methods: list[str], metrics_out: str, table_md: str, table_csv: str,
+def aggregate(runs_csv, metric: str, methods: list[str], metrics_out: str, table_md: str, table_csv: str,
               error_csv: str, rejection_csv: str, error_wide_csv: str | None = None, seeds: int | None = None) -> None:
     """Every summary of one dataset from its per-run table(s); all outputs written atomically. With ``seeds``,
     a table missing any seed of any model and level is refused."""
@@ -193,16 +189,15 @@ def aggregate(runs_csv, task: str, methods: list[str], metrics_out: str, table_m
     runs, per_fold = average_folds(runs)
     fold_text = ""
     if per_fold is not None:  # leave-one-person-out: each fold's mean over seeds, for the teacher and key methods
-        metric_ = primary_metric(task)
-        shown = [m for m in ("teacher", "scratch", "tor", "tor_multitask") if m in set(per_fold.model)]
+        metric_ = metric
+        shown = [m for m in [TEACHER, *(n for n, m in METHODS.items() if m.per_fold)] if m in set(per_fold.model)]
         sub = per_fold[per_fold.model.isin(shown)]
         wide_f = sub.pivot_table(index=["fold", "model"], columns="noise_level", values=metric_).reset_index()
         wide_f.columns = [c if isinstance(c, str) else f"p={level_tag(c)}" for c in wide_f.columns]
         fold_text = "\n\n" + markdown(wide_f.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v),
                                        f"Per fold (held-out person), mean {metric_} over seeds:")
-    metric = primary_metric(task)
     summary = add_relative(summarize(runs), metric)
-    models = ["teacher", *[m for m in methods if m in set(runs.model)]]
+    models = [TEACHER, *[m for m in methods if m in set(runs.model)]]
     save_json(metrics_out, metrics_json(summary, metric))
     dataset = runs.dataset.iloc[0]
     n_seeds = int(runs.groupby(["noise_level", "model"]).size().max())

@@ -38,7 +38,8 @@ def read_table(path, name: str = "<name>") -> pd.DataFrame:
     """The table at ``path``; ``name`` (the params entry) only labels the messages."""
     path, key = Path(path), f"datasets.{name}.path"
     if not path.exists():
-        raise FileNotFoundError(f"{key}: {path}: no such data file; fix the path in params.yaml")
+        raise FileNotFoundError(f"{key}: {path} does not exist; fix the path (relative to the directory Snakemake "
+                                "runs in)")
     suffix = path.suffix.lower()
 
     def attempt(read):
@@ -224,11 +225,3 @@ def validate_table(name: str, cfg: dict) -> list[str]:
     except (OSError, ValueError) as err:
         problems.append(str(err))
     return problems
-
-
-def default_models(n_features: int) -> tuple[dict, dict]:
-    """MLP sizes scaled to the number of features when params give none: a wide teacher, a student about 1/20
-    of its size or less."""
-    t = int(min(512, max(64, 32 * n_features)))
-    s = int(max(4, min(32, n_features)))
-    return {"hidden": [t, t, t], "activation": "tanh"}, {"hidden": [s], "activation": "tanh"}

@@ -2,11 +2,11 @@
 
 
 rule make_data:
+    conda:
+        "../../environment.yml"
     input:
-        prepared=lambda w: ([MPIIGAZE_PREPARED] if w.dataset.startswith("mpiigaze.")
-                            else [MULTIPIE_PREPARED] if w.dataset == "multipie" else []),
-        table=lambda w: [config["datasets"][w.dataset]["path"]]
-        if config["datasets"].get(w.dataset, {}).get("kind") == "table" else [],
+        prepared=lambda w: layout.prepared_path(config, w.dataset) or [],
+        table=lambda w: config["datasets"][layout.base_name(w.dataset)].get("path") or [],  # a table's file
         code=code("make-data"),
     output:
         data="data/{dataset}/{datakey}/clean.npz",
@@ -18,11 +18,13 @@ rule make_data:
     log:
         "results/logs/make_data/{dataset}-{datakey}.log",
     shell:
-        KDREG + " make-data --dataset {wildcards.dataset} --config {params.config:q} {params.prepared:q}"
+        "python -m kdreg --log {log:q} make-data --dataset {wildcards.dataset} --config {params.config:q} {params.prepared:q}"
         " --out {output.data:q}"
 
 
 rule corrupt:
+    conda:
+        "../../environment.yml"
     input:
         data="data/{dataset}/{datakey}/clean.npz",
         code=code("corrupt"),
@@ -35,5 +37,5 @@ rule corrupt:
     log:
         "results/logs/corrupt/{dataset}-{datakey}/{kind}_spread{spread}/p{level}_s{seed}.log",
     shell:
-        KDREG + " corrupt --data {input.data:q} --kind {wildcards.kind} --spread {wildcards.spread}"
+        "python -m kdreg --log {log:q} corrupt --data {input.data:q} --kind {wildcards.kind} --spread {wildcards.spread}"
         " --level {wildcards.level} --seed {wildcards.seed} --out {output.data:q}"

@@ -1,11 +1,9 @@
 # Evaluation: every run's test metrics into one table, then mean / std / 95% CI over seeds.
 
 
-def all_groups(wildcards):
-    return PATHS[wildcards.dataset].all_group_dirs(METHODS)
-
-
 rule collect:
+    conda:
+        "../../environment.yml"
     input:
         groups=all_groups,
         code=code("collect"),
@@ -16,10 +14,12 @@ rule collect:
     log:
         "results/logs/collect/{dataset}-{datakey}/{noise}/runs-{key}.log",
     shell:
-        KDREG + " collect --groups {input.groups:q} --out {output:q}"
+        "python -m kdreg --log {log:q} collect --groups {input.groups:q} --out {output:q}"
 
 
 rule aggregate:
+    conda:
+        "../../environment.yml"
     input:
         runs=lambda w: [PATHS[u].runs_table(METHODS) for u in UNITS[w.dataset]],
         code=code("aggregate"),
@@ -27,20 +27,16 @@ rule aggregate:
         **{role: RESULTS[role] for role in ("runs", "metrics", "table_md", "table_csv", "error", "error_wide",
                                              "rejection")},
     params:
-        task=lambda w: TASKS.get(w.dataset, "regression"),
+        metric=lambda w: KINDS[w.dataset].metric,
         methods=METHODS,
         seeds=config["seeds"],
     log:
         "results/logs/aggregate/{dataset}.log",
     shell:
-        KDREG + " aggregate --runs {input.runs:q} --runs-copy {output.runs:q} --task {params.task}"
+        "python -m kdreg --log {log:q} aggregate --runs {input.runs:q} --runs-copy {output.runs:q} --metric {params.metric}"
         " --methods {params.methods} --seeds {params.seeds} --metrics {output.metrics:q}"
         " --table-md {output.table_md:q} --table-csv {output.table_csv:q} --error-csv {output.error:q}"
         " --error-wide-csv {output.error_wide:q} --rejection-csv {output.rejection:q}"
-
-
-# Every target also requires the current runs tables: see layout.Paths.runs_table.
-RUNS_TABLES = [p.runs_table(METHODS) for p in PATHS.values()]
 
 
 rule tables:

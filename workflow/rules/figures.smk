@@ -1,12 +1,9 @@
 # Figures: drawn from the small plot-data CSVs only, so restyling a figure never retrains.
-FITS_LEVEL, FITS_SEED = config["figures"]["fits_level"], config["figures"]["fits_seed"]
-FITS_GROUP = next(i for i, g in enumerate(GROUPS) if (float(FITS_LEVEL), int(FITS_SEED)) in g)
-FITS_RUN = layout.member_name(FITS_LEVEL, FITS_SEED)
-FITS_STUDENTS = [m for m in ("scratch", "tor_multitask") if m in METHODS]
-KIND = config["noise"]["kind"]
 
 
 rule fits_data:
+    conda:
+        "../../environment.yml"
     input:
         data=lambda w: PATHS[w.dataset].clean,
         noisy=lambda w: PATHS[w.dataset].noisy(FITS_LEVEL, FITS_SEED),
@@ -23,11 +20,13 @@ rule fits_data:
     log:
         "results/logs/fits/{dataset}.log",
     shell:
-        KDREG + " fits --data {input.data:q} --noisy {input.noisy:q} --teacher {params.teacher:q}"
+        "python -m kdreg --log {log:q} fits --data {input.data:q} --noisy {input.noisy:q} --teacher {params.teacher:q}"
         " --student {params.students:q} --out {output.curves:q} --points-out {output.points:q}"
 
 
 rule plot_error_vs_noise:
+    conda:
+        "../../environment.yml"
     input:
         data=RESULTS["error"],
         code=code("plot"),
@@ -38,10 +37,12 @@ rule plot_error_vs_noise:
     log:
         "results/logs/figures/{dataset}_error_vs_noise.log",
     shell:
-        KDREG + " plot error-vs-noise {input.data:q} --out {output:q} --title {params.title:q}"
+        "python -m kdreg --log {log:q} plot error-vs-noise {input.data:q} --out {output:q} --title {params.title:q}"
 
 
 rule plot_fits:
+    conda:
+        "../../environment.yml"
     input:
         curves=RESULTS["fits_curves"],
         points=RESULTS["fits_points"],
@@ -53,10 +54,12 @@ rule plot_fits:
     log:
         "results/logs/figures/{dataset}_fits.log",
     shell:
-        KDREG + " plot fits {input.curves:q} {input.points:q} --out {output:q} --title {params.title:q}"
+        "python -m kdreg --log {log:q} plot fits {input.curves:q} {input.points:q} --out {output:q} --title {params.title:q}"
 
 
 rule plot_rejection:
+    conda:
+        "../../environment.yml"
     input:
         data=RESULTS["rejection"],
         code=code("plot"),
@@ -67,16 +70,7 @@ rule plot_rejection:
     log:
         "results/logs/figures/{dataset}_rejection.log",
     shell:
-        KDREG + " plot rejection {input.data:q} --out {output:q} --title {params.title:q}"
-
-
-def dataset_figures(dataset):
-    figs = ["figure_error"]
-    if dataset == "sinusoid":  # 1-D input: the fitted curves can be drawn
-        figs.append("figure_fits")
-    if {"tor", "tor_multitask"} & set(METHODS):
-        figs.append("figure_rejection")
-    return [RESULTS[f].format(dataset=dataset) for f in figs]
+        "python -m kdreg --log {log:q} plot rejection {input.data:q} --out {output:q} --title {params.title:q}"
 
 
 rule figures:

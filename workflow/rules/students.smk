@@ -1,15 +1,9 @@
 # Students: one job trains one method for a group of (noise level, seed) pairs.
-from kdreg.losses import get_method
-
-
-def student_teacher(wildcards):
-    """Methods that read the teacher depend on its group; the others start without waiting for it."""
-    if not get_method(wildcards.method).uses_teacher:
-        return []
-    return PATHS[wildcards.dataset].teacher_dir(int(wildcards.group))
 
 
 rule train_students:
+    conda:
+        "../../environment.yml"
     input:
         data=lambda w: PATHS[w.dataset].clean,
         noisy=group_noisy,
@@ -28,6 +22,6 @@ rule train_students:
     log:
         "results/logs/students/{dataset}-{datakey}/{noise}/{method}/g{group}-{key}.log",
     shell:
-        KDREG + " train-students --method {wildcards.method} --data {input.data:q}"
+        "python -m kdreg --log {log:q} train-students --method {wildcards.method} --data {input.data:q}"
         " --noisy-dir {params.noisy_dir:q} --models {params.models:q} {params.teacher:q} --config {params.config:q}"
         " --device {params.device:q} --threads {threads} --out-dir {output:q}"

@@ -2,6 +2,8 @@
 
 
 rule train_teachers:
+    conda:
+        "../../environment.yml"
     input:
         data=lambda w: PATHS[w.dataset].clean,
         noisy=group_noisy,
@@ -20,5 +22,5 @@ rule train_teachers:
     log:
         "results/logs/teachers/{dataset}-{datakey}/{noise}/g{group}-{key}.log",
     shell:
-        KDREG + " train-teachers --data {input.data:q} --noisy-dir {params.noisy_dir:q} --models {params.models:q}"
+        "python -m kdreg --log {log:q} train-teachers --data {input.data:q} --noisy-dir {params.noisy_dir:q} --models {params.models:q}"
         " --config {params.config:q} --device {params.device:q} --threads {threads} --out-dir {output:q}"

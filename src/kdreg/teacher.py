@@ -1,0 +1,188 @@
+"""Teachers: trained on the noisy labels with early stopping on the validation median absolute error, one at
+a time (cross-fitting, refinement, CNNs) or as a stack of MLPs (:mod:`kdreg.stacked`). Predictions and metrics
+are returned in original label units.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from kdreg import metrics as M
+from kdreg.data import Dataset, Standardizer
+from kdreg.inputs import Prepared, model_config, prepare, shared_inputs, stackable
+from kdreg.losses import TORLoss, get_loss, loss_options
+from kdreg.methods import TEACHER_LOSSES
+from kdreg.metrics import task_metrics
+from kdreg.models import create_model, resolve_device
+from kdreg.noise import NoisyLabels
+from kdreg.seeding import derive_seed, rng
+from kdreg.stacked import StackedMLP
+from kdreg.trainer import ResumeDir, TrainSettings, chunks, fingerprint, fit, predict
+
+
+@dataclass
+class TeacherResult:
+    t_dev: np.ndarray        # (N_dev, D) teacher predictions on every development sample, original units
+    t_test: np.ndarray       # (M, D)
+    states: list[dict]       # one state_dict per cross-fit teacher
+    model_config: dict
+    metrics: dict
+    y_scaler: Standardizer
+    x_scaler: Standardizer | None
+
+
+def _teacher_options(config: dict) -> tuple[TrainSettings, str, int, int]:
+    settings = TrainSettings.from_dict(config.get("train"))
+    loss_name = config.get("loss", "mse")
+    if loss_name not in TEACHER_LOSSES:
+        raise ValueError(f"teacher.loss must be one of {sorted(TEACHER_LOSSES)}, got {loss_name!r}")
+    k_folds, rounds = int(config.get("cross_fit", 1)), int(config.get("refine_rounds", 0))
+    if k_folds < 1 or rounds < 0:
+        raise ValueError(f"teacher.cross_fit must be >= 1 and refine_rounds >= 0, got {k_folds}, {rounds}")
+    return settings, loss_name, k_folds, rounds
+
+
+def _teacher_result(dataset: Dataset, data: Prepared, t_train, t_val, t_test, states, mcfg, best_epochs,
+                    history) -> TeacherResult:
+    """Assemble predictions (standardized in, original units out) and metrics of one teacher."""
+    t_dev = np.zeros(dataset.y_dev.shape, dtype=np.float32)
+    t_dev[~dataset.val] = data.y_scaler.inverse(t_train)
+    t_dev[dataset.val] = data.y_scaler.inverse(t_val)
+    t_test = data.y_scaler.inverse(t_test)
+    metrics = task_metrics(t_test, dataset.y_test, dataset.task)
+    metrics.update(best_epochs=best_epochs, refine=history,
+                   train_rmse_vs_clean=M.rmse(t_dev[~dataset.val], dataset.y_dev[~dataset.val]))
+    return TeacherResult(t_dev=t_dev, t_test=t_test, states=states, model_config=mcfg, metrics=metrics,
+                         y_scaler=data.y_scaler, x_scaler=data.x_scaler)
+
+
+def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int, device: str = "auto") -> TeacherResult:
+    """Train the teacher on the noisy labels with early stopping on the validation median absolute error.
+
+    ``config``: ``model`` (architecture), ``train`` (:class:`TrainSettings`), ``loss`` (mse | huber | tukey),
+    ``cross_fit`` K (K teachers, each predicting the training fold it did not see), ``refine_rounds`` R (reject
+    with TOR against the teacher's own predictions and retrain on the kept samples, R times), ``tor`` (the
+    rejection options used by refinement).
+    """
+    dev = resolve_device(device)
+    data = prepare(dataset, noisy, dev)
+    settings, loss_name, k_folds, rounds = _teacher_options(config)
+    n = len(data.x)
+    if k_folds > 1 and n < 2 * k_folds:
+        raise ValueError(f"{n} training samples are too few for cross_fit: {k_folds}")
+    fold = (rng(seed, "folds").permutation(n) % k_folds if k_folds > 1
+            else np.zeros(n, dtype=int))
+    mcfg = model_config(dataset, config.get("model", {}), role="teacher")
+    keep = np.ones(n, dtype=bool)
+    history = []
+    for rnd in range(rounds + 1):
+        t_train = np.zeros_like(data.y.cpu().numpy())
+        models, best_epochs = [], []
+        for k in range(k_folds):
+            train_idx = np.flatnonzero(((fold != k) if k_folds > 1 else True) & keep)
+            if len(train_idx) == 0:
+                raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
+            model, best_epoch = _fit_teacher(mcfg, data, train_idx, get_loss(TEACHER_LOSSES[loss_name]),
+                                             settings, derive_seed(seed, "teacher", k, rnd), dev,
+                                             desc=f"teacher {k + 1}/{k_folds} round {rnd}")
+            own = fold == k if k_folds > 1 else np.ones(n, dtype=bool)
+            t_train[own] = predict(model, data.x[torch.as_tensor(np.flatnonzero(own), device=dev)])
+            models.append(model)
+            best_epochs.append(best_epoch)
+        if rnd < rounds:
+            tor = TORLoss(**_tor_options(config.get("tor")), label_scale=data.y_scaler.scale)
+            y_t, t_t = data.y, torch.as_tensor(t_train, device=dev)
+            keep = tor.fit(y_t, t_t).keep_mask(y_t, t_t).cpu().numpy()
+            history.append({"round": rnd, "kept_fraction": float(keep.mean())})
+
+    t_val = np.mean([predict(m, data.x_val) for m in models], axis=0)
+    t_test = np.mean([predict(m, data.x_test) for m in models], axis=0)
+    return _teacher_result(dataset, data, t_train, t_val, t_test, [m.state_dict() for m in models], mcfg,
+                           best_epochs, history)
+
+
+def _fit_teacher(mcfg, data: Prepared, train_idx, loss_fn, settings, seed, dev, desc):
+    torch.manual_seed(seed)
+    model = create_model(mcfg).to(dev)
+    idx = torch.as_tensor(train_idx, device=dev)
+    best = {"err": float("inf"), "epoch": 0, "state": None}
+
+    def on_eval(epoch):
+        pred = data.y_scaler.inverse(predict(model, data.x_val))
+        err = float(np.median(np.sqrt(((pred - data.y_val) ** 2).sum(axis=1))))
+        if err < best["err"]:  # strict: ties keep the earlier, less memorized epoch
+            best.update(err=err, epoch=epoch, state=copy.deepcopy(model.state_dict()))
+
+    fit(model, loss_fn, data.x[idx], data.y[idx], None, settings, seed, on_eval=on_eval, desc=desc)
+    model.load_state_dict(best["state"])
+    return model, best["epoch"]
+
+
+def _tor_options(cfg: dict | None) -> dict:
+    return loss_options("tor", {"tor": cfg or {}})
+
+
+def _select(params: list[torch.Tensor], best: list[torch.Tensor], improved: torch.Tensor) -> None:
+    """Copy the models marked in ``improved`` (B,) from ``params`` into ``best``."""
+    for b, p in zip(best, params):
+        b.copy_(torch.where(improved.view(-1, *[1] * (p.dim() - 1)), p.detach(), b))
+
+
+def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int],
+                   device: str = "auto", stacked: bool = True, stack_size: int = 0,
+                   resume: ResumeDir | None = None) -> list[TeacherResult]:
+    """One teacher per (noisy labels, seed), trained in stacks of ``stack_size`` (0: all) where possible (an MLP
+    teacher without cross-fitting or refinement); otherwise one after another. Results match
+    :func:`train_teacher` per seed, to float rounding."""
+    settings, loss_name, k_folds, rounds = _teacher_options(config)
+    mcfg = model_config(dataset, config.get("model", {}), role="teacher")
+    if not stackable(mcfg, stacked) or k_folds > 1 or rounds > 0:
+        return [train_teacher(dataset, n, config, s, device) for n, s in zip(noisies, seeds)]
+    if stack_size and len(seeds) > stack_size:
+        return [r for c in chunks(len(seeds), stack_size)
+                for r in train_teachers(dataset, noisies[c], config, seeds[c], device, stacked, stack_size, resume)]
+    dev = resolve_device(device)
+    preps = [prepare(dataset, n, dev) for n in noisies]
+    x, y = shared_inputs(preps), torch.stack([p.y for p in preps])          # (N, in), (B, N, D)
+    fit_seeds = [derive_seed(s, "teacher", 0, 0) for s in seeds]
+    models = []
+    for s in fit_seeds:  # the same initialization as the one-at-a-time path
+        torch.manual_seed(s)
+        models.append(create_model(mcfg))
+    stack = StackedMLP(models).to(dev)
+    y_val = np.stack([p.y_val for p in preps])                              # (B, V, D) noisy, original units
+    center = np.stack([p.y_scaler.center for p in preps])[:, None, :]
+    scale = np.stack([p.y_scaler.scale for p in preps])[:, None, :]
+    best_err, best_epoch = np.full(len(seeds), np.inf), np.zeros(len(seeds), dtype=int)
+    best = [p.detach().clone() for p in stack.parameters()]
+
+    def on_eval(epoch):
+        pred = (predict(stack, preps[0].x_val).astype(np.float64) * scale + center).astype(np.float32)
+        err = np.median(np.sqrt(((pred - y_val) ** 2).sum(axis=-1)), axis=1)  # (B,)
+        improved = err < best_err  # strict: ties keep the earlier, less memorized epoch
+        if improved.any():
+            _select(list(stack.parameters()), best, torch.as_tensor(improved, device=dev))
+            best_err[improved], best_epoch[improved] = err[improved], epoch
+
+    def get_extra():
+        return {"best_err": best_err.copy(), "best_epoch": best_epoch.copy(), "best": [b.clone() for b in best]}
+
+    def set_extra(extra):
+        best_err[:], best_epoch[:] = extra["best_err"], extra["best_epoch"]
+        for b, saved in zip(best, extra["best"]):
+            b.copy_(saved)
+
+    state_key = fingerprint("teachers", config, noisies, seeds)
+    fit(stack, get_loss(TEACHER_LOSSES[loss_name]), x, y, None, settings, fit_seeds, on_eval=on_eval,
+        desc=f"{len(seeds)} teachers", resume=resume and resume.at(f"teachers-{state_key}", state_key,
+                                                                   get_extra=get_extra, set_extra=set_extra))
+    with torch.no_grad():
+        for p, b in zip(stack.parameters(), best):
+            p.copy_(b)
+    t_train, t_val, t_test = predict(stack, x), predict(stack, preps[0].x_val), predict(stack, preps[0].x_test)
+    states = stack.state_dicts()
+    return [_teacher_result(dataset, p, t_train[b], t_val[b], t_test[b], [states[b]], mcfg, [int(best_epoch[b])], [])
+            for b, p in enumerate(preps)]
