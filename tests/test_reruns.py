@@ -82,7 +82,7 @@ def test_a_moved_checkout_reruns_nothing(finished, tmp_path):
 
 @pytest.mark.parametrize("module, rules", [
     ("plots.py", {"plot_error_vs_noise", "plot_fits", "plot_rejection"}),
-    ("datasets.py", {"make_data"}),
+    ("datasets.py", {"make_data", "train_teachers", "train_students"}),  # the kinds table: units and data paths
     ("noise.py", {"corrupt", "train_teachers", "train_students", "collect", "aggregate", "fits_data"}),
     ("results.py", {"collect", "aggregate", "fits_data"}),
     ("stacked.py", {"train_teachers", "train_students"}),

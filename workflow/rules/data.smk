@@ -14,7 +14,7 @@ rule make_data:
     params:
         config=lambda w: run_config(layout.data_config(config, w.dataset)),
         check=lambda w: current(w, w.datakey, PATHS[w.dataset].data_key),
-        prepared=lambda w, input: ["--prepared", input.prepared[0]] if input.prepared else [],
+        prepared=lambda w, input: ["--prepared", input.prepared] if input.prepared else [],
     log:
         "results/logs/make_data/{dataset}-{datakey}.log",
     shell:
