@@ -100,6 +100,14 @@ def run_rule(workdir: Path, rule: str):
     return snakemake(workdir, rule, check=False)
 
 
+def makes_safely(workdir: Path, target: str, output: str, hostile: Path) -> None:
+    """Running ``target`` (a rule or a file) succeeds, writes ``output`` (a glob) and executes nothing."""
+    proc = run_rule(workdir, target)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(workdir.glob(output)), output
+    assert nothing_ran(workdir, hostile)
+
+
 def test_hostile_mpiigaze_paths_are_used_as_paths(workdir, tmp_path):
     """url (file://), archive and root, each through its own rule: the data is found, nothing is executed."""
     sys.path.insert(0, str(ROOT / "tests"))
@@ -124,10 +132,7 @@ def test_hostile_mpiigaze_paths_are_used_as_paths(workdir, tmp_path):
 
     params["datasets"]["mpiigaze"].update(archive=None, root=str(src))
     write(workdir, params)
-    proc = run_rule(workdir, "mpiigaze_prepare")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert list((workdir / "data/mpiigaze").glob("prepared-*.npz"))
-    assert nothing_ran(workdir, tmp_path)
+    makes_safely(workdir, "mpiigaze_prepare", "data/mpiigaze/prepared-*.npz", tmp_path)
 
 
 def test_hostile_multipie_root_is_used_as_a_path(workdir, tmp_path):
@@ -137,10 +142,7 @@ def test_hostile_multipie_root_is_used_as_a_path(workdir, tmp_path):
     params = shrunk(workdir)
     params["datasets"]["multipie"].update(enabled=True, root=str(root), image_size=[16, 16])
     write(workdir, params)
-    proc = run_rule(workdir, "multipie_prepare")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert list((workdir / "data/multipie").glob("prepared-*.npz"))
-    assert nothing_ran(workdir, tmp_path)
+    makes_safely(workdir, "multipie_prepare", "data/multipie/prepared-*.npz", tmp_path)
 
 
 def test_hostile_table_path_and_dataset_settings_are_used_as_data(workdir, tmp_path):
@@ -154,7 +156,4 @@ def test_hostile_table_path_and_dataset_settings_are_used_as_data(workdir, tmp_p
     write(workdir, params)
     validated = check_params(validate_params(shrunk(workdir), SCHEMA), "params")
     target = layout.Paths(validated, "odd").clean
-    proc = snakemake(workdir, target, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (workdir / target).exists()
-    assert nothing_ran(workdir, tmp_path)
+    makes_safely(workdir, target, target, tmp_path)
