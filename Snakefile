@@ -19,6 +19,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/students.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/studies.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -26,11 +27,13 @@ rule all:
     default_target: True
     input:
         rules.figures.input,
+        rules.studies.input,
         rules.tables.input,
         rules.metrics.input,
 
 
-# A dataset turned off leaves no results that look current: they move to results/disabled/{dataset}/.
+# A dataset turned off or a variant removed leaves no results that look current: they move to
+# results/disabled/{name}/.
 onsuccess:
-    for src, dst in layout.retire_results(DATASETS):
-        print(f"kdreg: {src} -> {dst} (that dataset is not enabled)")
+    for src, dst in layout.retire_results(NAMES):
+        print(f"kdreg: {src} -> {dst} (no enabled dataset or variant makes it)")

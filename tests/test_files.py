@@ -86,7 +86,7 @@ def test_aggregation_refuses_a_missing_seed_naming_it():
 def test_a_disabled_datasets_results_move_aside(tmp_path):
     for role in ("metrics", "table_md", "figure_error"):
         for dataset in ("sinusoid", "housing"):
-            path = tmp_path / layout.RESULTS[role].format(dataset=dataset)
+            path = tmp_path / layout.RESULTS[role].format(name=dataset)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(dataset)
     moved = layout.retire_results(["housing"], tmp_path)

@@ -37,8 +37,13 @@ def test_group_size_cuts_training_into_more_jobs(workdir):
 
 def test_default_params_dry_run(tmp_path):
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     counts = job_counts(snakemake(tmp_path, "-n", "all").stdout)
-    assert counts["corrupt"] == 5 * 10 and counts["train_students"] == 11
+    # work the variants share runs once: 3 noise sets (replace, gaussian, replace at n_train 200), one teacher
+    # group per distinct teacher, and students only where their settings or their teacher differ
+    assert counts["corrupt"] == 3 * 5 * 10 and counts["make_data"] == 2
+    assert counts["train_teachers"] == 8 and counts["train_students"] == 82
+    assert counts["aggregate"] == 1 + len(params["variants"]) and counts["study"] == len(params["studies"])
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -130,7 +130,8 @@ def cmd_evaluate(a) -> None:
         preds.append(predict(model, x))
     if isinstance(preds[0], TwoHeadOutput):
         out = TwoHeadOutput(*(y_scaler.inverse(np.mean([p[h] for p in preds], axis=0)) for h in range(2)))
-        pred = select_head(out, ckpt["config"].get("predict_head", "label"))
+        # auto: the head chosen on the validation split when the student was trained
+        pred = select_head(out, ckpt.get("head") or ckpt["config"].get("predict_head", "label"))
     else:
         pred = y_scaler.inverse(np.mean(preds, axis=0))
     metrics = {**ckpt["run"], **task_metrics(pred, ds.y_test, ds.task)}
@@ -211,14 +212,24 @@ def cmd_fits(a) -> None:
             df.to_csv(tmp, index=False, float_format="%.6g")
 
 
+def cmd_study(a) -> None:
+    from kdreg.study import study
+    runs = {}
+    for spec in a.runs:
+        label, sep, path = spec.partition("=")
+        if not sep:
+            raise ValueError(f"--runs {spec!r}: expected VARIANT=RUNS_CSV")
+        runs[label] = path
+    study(runs, a.metric, a.csv, a.md, a.title)
+
+
+PLOTS = {"error-vs-noise": "error_vs_noise", "fits": "fits", "rejection": "rejection", "study-gap": "study_gap",
+         "study-rejection": "study_rejection", "study-difference": "study_difference"}
+
+
 def cmd_plot(a) -> None:
     from kdreg import plots
-    if a.kind == "error-vs-noise":
-        plots.error_vs_noise(a.inputs[0], a.out, a.title)
-    elif a.kind == "fits":
-        plots.fits(a.inputs[0], a.inputs[1], a.out, a.title)
-    else:
-        plots.rejection(a.inputs[0], a.out, a.title)
+    getattr(plots, PLOTS[a.kind])(*a.inputs, out=a.out, title=a.title)
 
 
 def cmd_check(a) -> None:
@@ -339,8 +350,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--points-out", required=True)
     s.set_defaults(func=cmd_fits)
 
+    s = sub.add_parser("study", help="compare variants: gap closed, rejection, tor_multitask - tor, per noise level")
+    s.add_argument("--runs", nargs="+", required=True, metavar="VARIANT=RUNS_CSV", help="each variant's runs table")
+    s.add_argument("--metric", default="rmse")
+    s.add_argument("--csv", required=True)
+    s.add_argument("--md", required=True)
+    s.add_argument("--title", default="")
+    s.set_defaults(func=cmd_study)
+
     s = sub.add_parser("plot", help="draw a figure from plot data")
-    s.add_argument("kind", choices=["error-vs-noise", "fits", "rejection"])
+    s.add_argument("kind", choices=sorted(PLOTS))
     s.add_argument("inputs", nargs="+")
     s.add_argument("--out", required=True)
     s.add_argument("--title", default="")

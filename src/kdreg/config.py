@@ -160,10 +160,13 @@ def teacher_config(params: dict, dataset: str) -> dict:
 
 def student_config(params: dict, dataset: str, method: str | None = None) -> dict:
     """Everything one student run reads, frozen beside its outputs. With ``method``, only that method's loss
-    options are kept, so changing another method's options leaves this one's runs valid."""
+    options are kept, and ``predict_head`` only for a two-headed method, so changing a setting another method
+    reads leaves this one's runs valid."""
     options = params["loss_options"]
+    config = {**params["datasets"][base_name(dataset)]["student"]}
     if method is not None:
         from kdreg.methods import get_method
         options = {k: v for k, v in options.items() if k in get_method(method).sections}
-    return {**params["datasets"][base_name(dataset)]["student"], "loss_options": options,
-            "predict_head": params["predict_head"]}
+    if method is None or get_method(method).heads == 2:
+        config["predict_head"] = params["predict_head"]
+    return {**config, "loss_options": options}

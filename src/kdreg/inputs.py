@@ -25,6 +25,7 @@ class Prepared:
     y_clean: torch.Tensor  # (N, D) standardized clean labels (oracle only)
     x_val: torch.Tensor
     y_val: np.ndarray      # (V, D) noisy validation labels, original units
+    y_val_clean: np.ndarray  # (V, D) clean validation labels (oracle only)
     x_test: torch.Tensor
     corrupted: np.ndarray  # (N,) bool
     y_scaler: Standardizer
@@ -61,6 +62,7 @@ def prepare(dataset: Dataset, noisy: NoisyLabels, device: torch.device) -> Prepa
     return Prepared(x=x_tensor(dataset.x_dev[tr], None if e_dev is None else e_dev[tr]), y=y_tensor(noisy.y[tr]),
                     y_clean=y_tensor(dataset.y_dev[tr]),
                     x_val=x_tensor(dataset.x_dev[va], None if e_dev is None else e_dev[va]), y_val=noisy.y[va],
+                    y_val_clean=dataset.y_dev[va],
                     x_test=x_tensor(dataset.x_test, dataset.e_test),
                     corrupted=noisy.mask[tr], y_scaler=y_scaler, x_scaler=x_scaler)
 

@@ -26,7 +26,7 @@ def save_run(out: Path, kind: str, run: dict, config: dict, result, metrics: dic
     save_yaml(out / "config.yaml", {**run, "config": config, "provenance": prov})
     save_checkpoint(out / "model.pt", {
         "kind": kind, "run": run, "config": config, "provenance": prov, "model_config": result.model_config,
-        "states": states, "y_scaler": result.y_scaler.to_dict(),
+        "states": states, "head": metrics.get("head"), "y_scaler": result.y_scaler.to_dict(),
         "x_scaler": result.x_scaler.to_dict() if result.x_scaler is not None else None})
     save_npz(out / "predictions.npz", **arrays)
     save_json(out / "metrics.json", {**run, **metrics})

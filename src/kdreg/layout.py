@@ -137,34 +137,36 @@ class Paths:
 
 
 
-# One dataset's results, by role: the rules' outputs, and what is set aside when the dataset is turned off.
+# One results name's outputs, by role: the rules' outputs, and what is set aside when it is no longer current. A
+# name is a dataset under the default params or under a variant (kdreg.variants.result_name).
 RESULTS = {
-    "runs": "results/evaluation/{dataset}_runs.csv",
-    "metrics": "results/metrics/{dataset}.json",
-    "table_md": "results/tables/{dataset}.md",
-    "table_csv": "results/tables/{dataset}.csv",
-    "error": "results/plots/{dataset}_error_vs_noise.csv",
-    "error_wide": "results/plots/{dataset}_error_vs_noise_wide.csv",
-    "rejection": "results/plots/{dataset}_rejection.csv",
-    "fits_curves": "results/plots/{dataset}_fits.csv",
-    "fits_points": "results/plots/{dataset}_fits_points.csv",
-    "figure_error": "results/figures/{dataset}_error_vs_noise.png",
-    "figure_fits": "results/figures/{dataset}_fits.png",
-    "figure_rejection": "results/figures/{dataset}_rejection.png",
+    "runs": "results/evaluation/{name}_runs.csv",
+    "metrics": "results/metrics/{name}.json",
+    "table_md": "results/tables/{name}.md",
+    "table_csv": "results/tables/{name}.csv",
+    "error": "results/plots/{name}_error_vs_noise.csv",
+    "error_wide": "results/plots/{name}_error_vs_noise_wide.csv",
+    "rejection": "results/plots/{name}_rejection.csv",
+    "fits_curves": "results/plots/{name}_fits.csv",
+    "fits_points": "results/plots/{name}_fits_points.csv",
+    "figure_error": "results/figures/{name}_error_vs_noise.png",
+    "figure_fits": "results/figures/{name}_fits.png",
+    "figure_rejection": "results/figures/{name}_rejection.png",
 }
 
 
-def retire_results(enabled, root=".") -> list[tuple[Path, Path]]:
-    """Move the results of every dataset that is not enabled into ``results/disabled/{dataset}/``: left in place
-    they would look current (``dvc metrics diff`` would show them unchanged); moved, nothing is lost."""
+def retire_results(current, root=".") -> list[tuple[Path, Path]]:
+    """Move the results of every name not in ``current`` (a dataset turned off, a variant removed) into
+    ``results/disabled/{name}/``: left in place they would look current (``dvc metrics diff`` would show them
+    unchanged); moved, nothing is lost."""
     root = Path(root)
-    stale = sorted({p.stem for p in (root / "results/metrics").glob("*.json")} - set(enabled))
+    stale = sorted({p.stem for p in (root / "results/metrics").glob("*.json")} - set(current))
     moved = []
-    for dataset in stale:
+    for name in stale:
         for pattern in RESULTS.values():
-            src = root / pattern.format(dataset=dataset)
+            src = root / pattern.format(name=name)
             if src.exists():
-                dst = root / "results/disabled" / dataset / src.relative_to(root / "results")
+                dst = root / "results/disabled" / name / src.relative_to(root / "results")
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(src, dst)
                 moved.append((src, dst))

@@ -19,7 +19,7 @@ from kdreg.models import TwoHeadOutput, create_model, resolve_device, select_hea
 from kdreg.noise import NoisyLabels
 from kdreg.seeding import derive_seed
 from kdreg.stacked import StackedMLP
-from kdreg.trainer import ResumeDir, TrainSettings, chunks, fingerprint, fit, predict
+from kdreg.trainer import BestEpochs, ResumeDir, keep_selected, TrainSettings, chunks, fingerprint, fit, predict
 
 
 @dataclass
@@ -52,11 +52,15 @@ def _student_loss(method: str, config: dict, label_scale) -> nn.Module:
     return get_loss(method, **options)
 
 
-def _student_result(dataset: Dataset, data: Prepared, out, keep, state, mcfg, head: str) -> StudentResult:
-    """Metrics (both heads, TOR rejection quality) of one trained student from its standardized test output."""
+def _student_result(dataset: Dataset, data: Prepared, out, keep, state, mcfg, head: str,
+                    validation: dict) -> StudentResult:
+    """Metrics (both heads, TOR rejection quality, the validation record) of one trained student from its
+    standardized test output; ``head`` is the head the headline uses (``auto`` already resolved)."""
     inv = data.y_scaler.inverse
     test_pred = TwoHeadOutput(inv(out.label), inv(out.teacher)) if isinstance(out, TwoHeadOutput) else inv(out)
-    metrics = task_metrics(select_head(test_pred, head), dataset.y_test, dataset.task)
+    metrics = {**task_metrics(select_head(test_pred, head), dataset.y_test, dataset.task), **validation}
+    if isinstance(test_pred, TwoHeadOutput):
+        metrics.update(head=head, head_is_teacher=float(head == "teacher"))
     if isinstance(test_pred, TwoHeadOutput):
         for name in ("label", "teacher", "mean"):
             metrics.update(task_metrics(select_head(test_pred, name), dataset.y_test, dataset.task, f"{name}_head_"))
@@ -64,6 +68,85 @@ def _student_result(dataset: Dataset, data: Prepared, out, keep, state, mcfg, he
         metrics.update({f"rejection_{k}": v for k, v in M.rejection_quality(~keep, data.corrupted).items()})
     return StudentResult(state=state, model_config=mcfg, metrics=metrics, test_pred=test_pred,
                          y_scaler=data.y_scaler, x_scaler=data.x_scaler)
+
+
+HEADS = ("label", "teacher", "mean")
+
+
+class _Validation:
+    """Each student's robust error on the noisy validation split (median over samples of the Euclidean error,
+    original units, as the teacher's early stopping uses), its best epoch and, for ``predict_head: auto``, the
+    head with the lower error there.
+
+    ``keep_best``: the weights of each model's best epoch are kept (copied into ``best``), else the last epoch's.
+    The criterion is the headline head's error; with ``auto``, the lower of the label and teacher heads'.
+    """
+
+    def __init__(self, model, preps: list[Prepared], head: str, keep_best: bool, two_heads: bool, clean: bool):
+        self.model, self.head, self.keep_best, self.two_heads = model, head, keep_best, two_heads
+        self.x_val = preps[0].x_val
+        # (B, V, D): the noisy labels, or the clean ones for the oracle, which sees clean labels everywhere
+        self.y_val = np.stack([p.y_val_clean if clean else p.y_val for p in preps])
+        self.center = np.stack([p.y_scaler.center for p in preps])[:, None, :]
+        self.scale = np.stack([p.y_scaler.scale for p in preps])[:, None, :]
+        self.tracker = BestEpochs(len(preps), 0)
+        self.best = [p.detach().clone() for p in model.parameters()]
+        self.errors = {h: np.full(len(preps), np.nan) for h in (HEADS if two_heads else ("label",))}
+
+    def _errors(self) -> dict[str, np.ndarray]:
+        out = predict(self.model, self.x_val)
+        outs = {"label": out.label, "teacher": out.teacher} if self.two_heads else {"label": out}
+        errs = {}
+        for name, o in outs.items():
+            o = o.reshape(self.y_val.shape)  # one model: (V, D) -> (1, V, D)
+            pred = o.astype(np.float64) * self.scale + self.center
+            errs[name] = np.median(np.sqrt(((pred - self.y_val) ** 2).sum(axis=-1)), axis=1)  # (B,)
+        if self.two_heads:
+            mean = (outs["label"] + outs["teacher"]).reshape(self.y_val.shape) / 2
+            pred = mean.astype(np.float64) * self.scale + self.center
+            errs["mean"] = np.median(np.sqrt(((pred - self.y_val) ** 2).sum(axis=-1)), axis=1)
+        return errs
+
+    def on_eval(self, epoch: int) -> bool:
+        errs = self._errors()
+        crit = np.minimum(errs["label"], errs["teacher"]) if self.head == "auto" else errs[
+            self.head if self.two_heads else "label"]
+        chosen = self.tracker.update(epoch, crit) if self.keep_best else np.ones(len(crit), dtype=bool)
+        if self.keep_best and chosen.any():
+            keep_selected(self.model, self.best, chosen)
+        if not self.keep_best:
+            self.tracker.epoch[:] = epoch
+        for h, e in errs.items():
+            self.errors[h][chosen] = e[chosen]
+        return False
+
+    def finish(self) -> None:
+        """Load the kept weights into the model."""
+        if self.keep_best:
+            with torch.no_grad():
+                for p, b in zip(self.model.parameters(), self.best):
+                    p.copy_(b)
+
+    def record(self, b: int) -> tuple[str, dict]:
+        """Model ``b``'s headline head and its validation record for metrics.json."""
+        head = self.head if self.two_heads else "label"
+        if head == "auto":
+            head = "teacher" if self.errors["teacher"][b] < self.errors["label"][b] else "label"
+        rec = {"best_epoch": int(self.tracker.epoch[b]), "val_error": float(self.errors[head][b])}
+        if self.two_heads:
+            rec.update({f"{h}_head_val_error": float(self.errors[h][b]) for h in HEADS})
+        return head, rec
+
+    def state(self) -> dict:
+        return {"tracker": self.tracker.state(), "best": [b.clone() for b in self.best],
+                "errors": {h: e.copy() for h, e in self.errors.items()}}
+
+    def load(self, state: dict) -> None:
+        self.tracker.load(state["tracker"])
+        for b, saved in zip(self.best, state["best"]):
+            b.copy_(saved)
+        for h, e in state["errors"].items():
+            self.errors[h][:] = e
 
 
 def _keep_mask(loss_fn: nn.Module, y, t):
@@ -92,9 +175,17 @@ def train_student(dataset: Dataset, noisy: NoisyLabels, t_dev: np.ndarray | None
     seed_ = derive_seed(seed, "student")
     torch.manual_seed(seed_)
     model = create_model(mcfg).to(dev)
-    fit(model, loss_fn, data.x, y, t, settings, seed_, desc=f"student {method}")
+    val = _validation(model, [data], config, spec)
+    last = fit(model, loss_fn, data.x, y, t, settings, seed_, on_eval=val.on_eval, desc=f"student {method}")
+    val.finish()
+    head, rec = val.record(0)
     return _student_result(dataset, data, predict(model, data.x_test), _keep_mask(loss_fn, y, t),
-                           model.state_dict(), mcfg, config.get("predict_head", "label"))
+                           model.state_dict(), mcfg, head, {**rec, "epochs_trained": last})
+
+
+def _validation(model, preps, config: dict, spec) -> _Validation:
+    return _Validation(model, preps, config.get("predict_head", "label"), bool(config.get("keep_best", True)),
+                       two_heads=spec.heads == 2, clean=spec.clean_labels)
 
 
 def train_students(dataset: Dataset, noisies: list[NoisyLabels], t_devs: list, method: str, config: dict,
@@ -126,15 +217,20 @@ def train_students(dataset: Dataset, noisies: list[NoisyLabels], t_devs: list, m
         torch.manual_seed(s)
         models.append(create_model(mcfg))
     stack = StackedMLP(models).to(dev)
+    val = _validation(stack, preps, config, spec)
     state_key = fingerprint(f"students-{method}", config, noisies, seeds)
-    fit(stack, loss_fn, x, y, t, settings, fit_seeds, desc=f"{len(seeds)} students {method}",
-        resume=resume and resume.at(f"students-{method}-{state_key}", state_key))
+    last = fit(stack, loss_fn, x, y, t, settings, fit_seeds, on_eval=val.on_eval,
+               desc=f"{len(seeds)} students {method}",
+               resume=resume and resume.at(f"students-{method}-{state_key}", state_key, get_extra=val.state,
+                                           set_extra=val.load))
+    val.finish()
     out = predict(stack, preps[0].x_test)
     keep = _keep_mask(loss_fn, y, t)
     states = stack.state_dicts()
-    head = config.get("predict_head", "label")
     results = []
     for b, p in enumerate(preps):
         out_b = TwoHeadOutput(out.label[b], out.teacher[b]) if isinstance(out, TwoHeadOutput) else out[b]
-        results.append(_student_result(dataset, p, out_b, None if keep is None else keep[b], states[b], mcfg, head))
+        head, rec = val.record(b)
+        results.append(_student_result(dataset, p, out_b, None if keep is None else keep[b], states[b], mcfg, head,
+                                       {**rec, "epochs_trained": last}))
     return results

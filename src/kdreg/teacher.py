@@ -20,7 +20,7 @@ from kdreg.models import create_model, resolve_device
 from kdreg.noise import NoisyLabels
 from kdreg.seeding import derive_seed, rng
 from kdreg.stacked import StackedMLP
-from kdreg.trainer import ResumeDir, TrainSettings, chunks, fingerprint, fit, predict
+from kdreg.trainer import BestEpochs, ResumeDir, keep_selected, TrainSettings, chunks, fingerprint, fit, predict
 
 
 @dataclass
@@ -46,14 +46,14 @@ def _teacher_options(config: dict) -> tuple[TrainSettings, str, int, int]:
 
 
 def _teacher_result(dataset: Dataset, data: Prepared, t_train, t_val, t_test, states, mcfg, best_epochs,
-                    history) -> TeacherResult:
+                    history, epochs_trained: int) -> TeacherResult:
     """Assemble predictions (standardized in, original units out) and metrics of one teacher."""
     t_dev = np.zeros(dataset.y_dev.shape, dtype=np.float32)
     t_dev[~dataset.val] = data.y_scaler.inverse(t_train)
     t_dev[dataset.val] = data.y_scaler.inverse(t_val)
     t_test = data.y_scaler.inverse(t_test)
     metrics = task_metrics(t_test, dataset.y_test, dataset.task)
-    metrics.update(best_epochs=best_epochs, refine=history,
+    metrics.update(best_epochs=best_epochs, epochs_trained=epochs_trained, refine=history,
                    train_rmse_vs_clean=M.rmse(t_dev[~dataset.val], dataset.y_dev[~dataset.val]))
     return TeacherResult(t_dev=t_dev, t_test=t_test, states=states, model_config=mcfg, metrics=metrics,
                          y_scaler=data.y_scaler, x_scaler=data.x_scaler)
@@ -77,7 +77,7 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
             else np.zeros(n, dtype=int))
     mcfg = model_config(dataset, config.get("model", {}), role="teacher")
     keep = np.ones(n, dtype=bool)
-    history = []
+    history, epochs_trained = [], 0
     for rnd in range(rounds + 1):
         t_train = np.zeros_like(data.y.cpu().numpy())
         models, best_epochs = [], []
@@ -85,13 +85,14 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
             train_idx = np.flatnonzero(((fold != k) if k_folds > 1 else True) & keep)
             if len(train_idx) == 0:
                 raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
-            model, best_epoch = _fit_teacher(mcfg, data, train_idx, get_loss(TEACHER_LOSSES[loss_name]),
+            model, best_epoch, trained = _fit_teacher(mcfg, data, train_idx, get_loss(TEACHER_LOSSES[loss_name]),
                                              settings, derive_seed(seed, "teacher", k, rnd), dev,
                                              desc=f"teacher {k + 1}/{k_folds} round {rnd}")
             own = fold == k if k_folds > 1 else np.ones(n, dtype=bool)
             t_train[own] = predict(model, data.x[torch.as_tensor(np.flatnonzero(own), device=dev)])
             models.append(model)
             best_epochs.append(best_epoch)
+            epochs_trained += trained
         if rnd < rounds:
             tor = TORLoss(**_tor_options(config.get("tor")), label_scale=data.y_scaler.scale)
             y_t, t_t = data.y, torch.as_tensor(t_train, device=dev)
@@ -101,34 +102,29 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
     t_val = np.mean([predict(m, data.x_val) for m in models], axis=0)
     t_test = np.mean([predict(m, data.x_test) for m in models], axis=0)
     return _teacher_result(dataset, data, t_train, t_val, t_test, [m.state_dict() for m in models], mcfg,
-                           best_epochs, history)
+                           best_epochs, history, epochs_trained)
 
 
 def _fit_teacher(mcfg, data: Prepared, train_idx, loss_fn, settings, seed, dev, desc):
     torch.manual_seed(seed)
     model = create_model(mcfg).to(dev)
     idx = torch.as_tensor(train_idx, device=dev)
-    best = {"err": float("inf"), "epoch": 0, "state": None}
+    best, state = BestEpochs(1, settings.patience), {}
 
     def on_eval(epoch):
         pred = data.y_scaler.inverse(predict(model, data.x_val))
         err = float(np.median(np.sqrt(((pred - data.y_val) ** 2).sum(axis=1))))
-        if err < best["err"]:  # strict: ties keep the earlier, less memorized epoch
-            best.update(err=err, epoch=epoch, state=copy.deepcopy(model.state_dict()))
+        if best.update(epoch, [err])[0]:
+            state["best"] = copy.deepcopy(model.state_dict())
+        return best.all_stopped
 
-    fit(model, loss_fn, data.x[idx], data.y[idx], None, settings, seed, on_eval=on_eval, desc=desc)
-    model.load_state_dict(best["state"])
-    return model, best["epoch"]
+    last = fit(model, loss_fn, data.x[idx], data.y[idx], None, settings, seed, on_eval=on_eval, desc=desc)
+    model.load_state_dict(state["best"])
+    return model, int(best.epoch[0]), best.epochs_trained(last)[0]
 
 
 def _tor_options(cfg: dict | None) -> dict:
     return loss_options("tor", {"tor": cfg or {}})
-
-
-def _select(params: list[torch.Tensor], best: list[torch.Tensor], improved: torch.Tensor) -> None:
-    """Copy the models marked in ``improved`` (B,) from ``params`` into ``best``."""
-    for b, p in zip(best, params):
-        b.copy_(torch.where(improved.view(-1, *[1] * (p.dim() - 1)), p.detach(), b))
 
 
 def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int],
@@ -156,27 +152,27 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
     y_val = np.stack([p.y_val for p in preps])                              # (B, V, D) noisy, original units
     center = np.stack([p.y_scaler.center for p in preps])[:, None, :]
     scale = np.stack([p.y_scaler.scale for p in preps])[:, None, :]
-    best_err, best_epoch = np.full(len(seeds), np.inf), np.zeros(len(seeds), dtype=int)
+    tracker = BestEpochs(len(seeds), settings.patience)
     best = [p.detach().clone() for p in stack.parameters()]
 
     def on_eval(epoch):
         pred = (predict(stack, preps[0].x_val).astype(np.float64) * scale + center).astype(np.float32)
         err = np.median(np.sqrt(((pred - y_val) ** 2).sum(axis=-1)), axis=1)  # (B,)
-        improved = err < best_err  # strict: ties keep the earlier, less memorized epoch
+        improved = tracker.update(epoch, err)
         if improved.any():
-            _select(list(stack.parameters()), best, torch.as_tensor(improved, device=dev))
-            best_err[improved], best_epoch[improved] = err[improved], epoch
+            keep_selected(stack, best, improved)
+        return tracker.all_stopped
 
     def get_extra():
-        return {"best_err": best_err.copy(), "best_epoch": best_epoch.copy(), "best": [b.clone() for b in best]}
+        return {"tracker": tracker.state(), "best": [b.clone() for b in best]}
 
     def set_extra(extra):
-        best_err[:], best_epoch[:] = extra["best_err"], extra["best_epoch"]
+        tracker.load(extra["tracker"])
         for b, saved in zip(best, extra["best"]):
             b.copy_(saved)
 
     state_key = fingerprint("teachers", config, noisies, seeds)
-    fit(stack, get_loss(TEACHER_LOSSES[loss_name]), x, y, None, settings, fit_seeds, on_eval=on_eval,
+    last = fit(stack, get_loss(TEACHER_LOSSES[loss_name]), x, y, None, settings, fit_seeds, on_eval=on_eval,
         desc=f"{len(seeds)} teachers", resume=resume and resume.at(f"teachers-{state_key}", state_key,
                                                                    get_extra=get_extra, set_extra=set_extra))
     with torch.no_grad():
@@ -184,5 +180,6 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
             p.copy_(b)
     t_train, t_val, t_test = predict(stack, x), predict(stack, preps[0].x_val), predict(stack, preps[0].x_test)
     states = stack.state_dicts()
-    return [_teacher_result(dataset, p, t_train[b], t_val[b], t_test[b], [states[b]], mcfg, [int(best_epoch[b])], [])
-            for b, p in enumerate(preps)]
+    trained = tracker.epochs_trained(last)
+    return [_teacher_result(dataset, p, t_train[b], t_val[b], t_test[b], [states[b]], mcfg, [int(tracker.epoch[b])],
+                            [], trained[b]) for b, p in enumerate(preps)]

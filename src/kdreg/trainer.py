@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -29,7 +30,8 @@ class TrainSettings:
     lr: float = 1e-3
     batch_size: int | None = None
     weight_decay: float = 0.0
-    eval_every: int = 10  # teacher: epochs between validation checks for early stopping
+    eval_every: int = 10  # epochs between validation checks (best-epoch selection, early stopping)
+    patience: int = 0     # stop after this many checks without a better validation error; 0: train every epoch
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "TrainSettings":
@@ -38,8 +40,10 @@ class TrainSettings:
         if unknown:
             raise ValueError(f"unknown training settings {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
         s = cls(**d)
-        if s.epochs < 1 or s.lr <= 0 or (s.batch_size is not None and s.batch_size < 1) or s.eval_every < 1:
-            raise ValueError(f"training settings out of range: {s} (epochs, eval_every, batch_size >= 1; lr > 0)")
+        if (s.epochs < 1 or s.lr <= 0 or (s.batch_size is not None and s.batch_size < 1) or s.eval_every < 1
+                or s.patience < 0):
+            raise ValueError(f"training settings out of range: {s} (epochs, eval_every, batch_size >= 1; lr > 0; "
+                             "patience >= 0)")
         return s
 
 
@@ -120,8 +124,9 @@ def _save_state(resume: Resume, epoch: int, model, opt, gens) -> None:
 
 
 def fit(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None,
-        settings: TrainSettings, seed, on_eval=None, desc: str = "train", resume: Resume | None = None) -> None:
-    """Adam on ``loss_fn(model(x), y, t)``; ``on_eval(epoch)`` runs every ``eval_every`` epochs and at the end.
+        settings: TrainSettings, seed, on_eval=None, desc: str = "train", resume: Resume | None = None) -> int:
+    """Adam on ``loss_fn(model(x), y, t)``; ``on_eval(epoch)`` runs every ``eval_every`` epochs and at the end,
+    and training stops early when it returns True. Returns the last epoch trained.
 
     One model: ``y, t`` are ``(N, D)`` and ``seed`` an int. A :class:`StackedMLP` of B models: ``x`` is the
     shared ``(N, in)``, ``y, t`` are ``(B, N, D)``, ``seed`` is one seed per model, and each model draws its own
@@ -148,13 +153,18 @@ def fit(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, 
                 loss.backward()
                 opt.step()
             last = epoch == settings.epochs
+            stop = False
             if on_eval is not None and (epoch % settings.eval_every == 0 or last):
-                on_eval(epoch)
+                stop = bool(on_eval(epoch))
+                last = last or stop
             if (epoch % settings.eval_every == 0 or last) and not torch.isfinite(loss):
                 raise ValueError(f"training diverged at epoch {epoch} (loss {loss.item()}); lower the learning "
                                  f"rate (lr = {settings.lr}) or check the inputs")
             if resume is not None and (epoch % resume.every == 0 or last):
                 _save_state(resume, epoch, model, opt, gens)
+            if stop:
+                return epoch
+    return settings.epochs
 
 
 def _batches(x, y, t, gens, bs: int):
@@ -172,6 +182,58 @@ def _batches(x, y, t, gens, bs: int):
         else:
             idx = idx[0]
             yield x[idx], y[idx], None if t is None else t[idx]
+
+
+class BestEpochs:
+    """Best-epoch selection and early stopping for B models trained together, each exactly as it would alone.
+
+    ``update(epoch, err)`` takes each model's validation error ``(B,)``; a model improves on a strictly lower
+    error (ties keep the earlier, less memorized epoch). After ``patience`` checks without improvement a model
+    stops: its best epoch is final even if the stack trains on for others. Returns the models that improved.
+    """
+
+    def __init__(self, n: int, patience: int):
+        self.patience = patience
+        self.err = np.full(n, np.inf)
+        self.epoch = np.zeros(n, dtype=int)
+        self.stale = np.zeros(n, dtype=int)
+        self.stopped_at = np.zeros(n, dtype=int)  # 0: still training
+
+    def update(self, epoch: int, err) -> np.ndarray:
+        active = self.stopped_at == 0
+        improved = (np.asarray(err) < self.err) & active
+        self.err[improved], self.epoch[improved] = np.asarray(err)[improved], epoch
+        self.stale[improved] = 0
+        self.stale[active & ~improved] += 1
+        if self.patience:
+            self.stopped_at[active & (self.stale >= self.patience)] = epoch
+        return improved
+
+    @property
+    def all_stopped(self) -> bool:
+        return bool(self.patience) and bool((self.stopped_at > 0).all())
+
+    def epochs_trained(self, last_epoch: int) -> list[int]:
+        return [int(s) if s else int(last_epoch) for s in self.stopped_at]
+
+    def state(self) -> dict:
+        return {k: getattr(self, k).copy() for k in ("err", "epoch", "stale", "stopped_at")}
+
+    def load(self, state: dict) -> None:
+        for k, v in state.items():
+            getattr(self, k)[:] = v
+
+
+def keep_selected(model: nn.Module, best: list[torch.Tensor], chosen) -> None:
+    """Copy the parameters of the models marked in ``chosen`` (B,) into ``best`` (one model: B = 1)."""
+    chosen = np.asarray(chosen, dtype=bool)
+    with torch.no_grad():
+        for b, p in zip(best, model.parameters()):
+            if isinstance(model, StackedMLP):  # parameters are (B, ...): each model's own slice
+                mask = torch.as_tensor(chosen, device=p.device).view(-1, *[1] * (p.dim() - 1))
+                b.copy_(torch.where(mask, p.detach(), b))
+            elif chosen[0]:
+                b.copy_(p.detach())
 
 
 def chunks(n: int, size: int) -> list[slice]:

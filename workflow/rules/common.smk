@@ -5,30 +5,69 @@
 import json
 import os
 
-from kdreg import deps, layout
+from kdreg import deps, layout, variants
 from kdreg.cli import EXECUTION_ENV
 from kdreg.config import check_params, load_yaml, student_config, teacher_config, validate_params
 from kdreg.datasets import kind_of
 from kdreg.methods import get_method
 
 # Our own validation (not snakemake.utils.validate) so a bad value is reported with its full key path; the files
-# are read again strictly, since YAML silently keeps the last of two equal keys.
+# are read again strictly, since YAML silently keeps the last of two equal keys. Every variant is validated too.
 try:
     for configfile_ in workflow.configfiles:
         load_yaml(configfile_)
     validate_params(config, workflow.source_path("../schemas/params.schema.yaml"), "params.yaml")
     check_params(config, "params.yaml")
+    VARIANTS = variants.resolve(config, workflow.source_path("../schemas/params.schema.yaml"), "params.yaml")
 except ValueError as err:
     raise WorkflowError(str(err)) from None
 
 DATASETS = layout.enabled_datasets(config)
-METHODS = config["methods"]
+# A results name is a dataset under the default params ("sinusoid") or under a variant ("sinusoid-teacher_huber").
+NAMES = {variants.result_name(d, v): (d, p) for v, p in VARIANTS.items() for d in DATASETS
+         if variants.runs_for(config, v, d)}
 # A unit trains independently: a dataset, or one leave-one-person-out fold of it (mpiigaze.p03).
-UNITS = {d: layout.units(config, d) for d in DATASETS}
-PATHS = {u: layout.Paths(config, u) for d in DATASETS for u in UNITS[d]}
-GROUPS = layout.groups(config)
+UNITS = {name: layout.units(p, d) for name, (d, p) in NAMES.items()}
+PATHS = {(name, u): layout.Paths(p, u) for name, (d, p) in NAMES.items() for u in UNITS[name]}
 RESULTS = layout.RESULTS
-KINDS = {d: kind_of(d, config["datasets"][d]) for d in DATASETS}
+KINDS = {name: kind_of(d, p["datasets"][d]) for name, (d, p) in NAMES.items()}
+
+
+def methods_of(name):
+    return NAMES[name][1]["methods"]
+
+
+# Every job, by the path it makes. Paths are keyed by content, so a job that two variants share is one entry and
+# runs once; a path no current params or variant makes is refused (see job()).
+DATA_JOBS, TEACHER_JOBS, STUDENT_JOBS, RUNS_JOBS = {}, {}, {}, {}
+for (name_, unit_), paths_ in PATHS.items():
+    DATA_JOBS[paths_.clean] = paths_
+    for g_ in range(len(paths_.groups)):
+        TEACHER_JOBS[paths_.teacher_dir(g_)] = (paths_, g_)
+        for m_ in methods_of(name_):
+            STUDENT_JOBS[paths_.student_dir(m_, g_)] = (paths_, m_, g_)
+    RUNS_JOBS[paths_.runs_table(methods_of(name_))] = (paths_, methods_of(name_))
+
+
+def job(registry, path):
+    """The job that makes ``path`` under the current params and variants."""
+    if path not in registry:
+        raise WorkflowError(f"{path}: no current params or variant makes this path (it holds settings changed "
+                            "since); request targets (figures, tables, metrics, all) rather than stale paths")
+    return registry[path]
+
+
+def teacher_job(w):
+    return job(TEACHER_JOBS, f"models/{w.dataset}/{w.datakey}/{w.noise}/teachers/g{w.group}-{w.key}")
+
+
+def student_job(w):
+    return job(STUDENT_JOBS, f"models/{w.dataset}/{w.datakey}/{w.noise}/students/{w.method}/g{w.group}-{w.key}")
+
+
+def runs_job(w):
+    return job(RUNS_JOBS, f"models/{w.dataset}/{w.datakey}/{w.noise}/runs-{w.key}.csv")
+
 
 # How fast a group trains, never what it learns: through the environment, not the command line, so changing
 # these reruns nothing (see kdreg.cli._execution). Jobs on a cluster parse this file again and get it too.
@@ -50,56 +89,50 @@ wildcard_constraints:
     level=r"[0-9.]+",
     seed=r"\d+",
     group=r"\d+",
-    method="|".join(METHODS),
+    method="|".join(sorted({m for name in NAMES for m in methods_of(name)})),
+    name=r"[a-z0-9_]+(-[a-z0-9_]+)?",
 
 
 def run_config(obj):
     return json.dumps(obj, sort_keys=True)
 
 
-def group_members(wildcards):
-    return [layout.member_spec(level, seed) for level, seed in GROUPS[int(wildcards.group)]]
+def members(paths, group):
+    return [layout.member_spec(level, seed) for level, seed in paths.groups[group]]
 
 
-def group_noisy(wildcards):
-    return PATHS[wildcards.dataset].group_noisy(int(wildcards.group))
-
-
-def current(wildcards, key, expected):
-    """Refuse to build a path whose key belongs to other params (only current paths are ever requested)."""
-    if key != expected:
-        raise WorkflowError(f"{wildcards}: key {key} does not match the current params ({expected}); "
-                            "request targets (figures, tables, metrics, all) rather than stale paths")
-    return key
-
-
-def student_teacher(wildcards):
+def student_teacher(w):
     """Methods that read the teacher depend on its group; the others start without waiting for it."""
-    if not get_method(wildcards.method).uses_teacher:
-        return []
-    return PATHS[wildcards.dataset].teacher_dir(int(wildcards.group))
+    paths, method, group = student_job(w)
+    return paths.teacher_dir(group) if get_method(method).uses_teacher else []
 
 
-def all_groups(wildcards):
-    return PATHS[wildcards.dataset].all_group_dirs(METHODS)
+def runs_tables(name):
+    return [PATHS[name, u].runs_table(methods_of(name)) for u in UNITS[name]]
 
 
 # Every target also requires the current runs tables: see layout.Paths.runs_table.
-RUNS_TABLES = [p.runs_table(METHODS) for p in PATHS.values()]
+RUNS_TABLES = [t for name in NAMES for t in runs_tables(name)]
 
 
-# Figures
-FITS_LEVEL, FITS_SEED = config["figures"]["fits_level"], config["figures"]["fits_seed"]
-FITS_GROUP = next(i for i, g in enumerate(GROUPS) if (float(FITS_LEVEL), int(FITS_SEED)) in g)
-FITS_RUN = layout.member_name(FITS_LEVEL, FITS_SEED)
-FITS_STUDENTS = [m for m in METHODS if get_method(m).in_fits]
-KIND = config["noise"]["kind"]
+# Figures: the fits figure shows one (noise level, seed) of one group.
+def fits(name):
+    """(params, group index, run directory name, students drawn) of a results name's fits figure."""
+    p = NAMES[name][1]
+    level, seed = p["figures"]["fits_level"], p["figures"]["fits_seed"]
+    group = next(i for i, g in enumerate(layout.groups(p)) if (float(level), int(seed)) in g)
+    return p, group, layout.member_name(level, seed), [m for m in methods_of(name) if get_method(m).in_fits]
 
 
-def dataset_figures(dataset):
+def title(name, what):
+    dataset, variant = variants.split_name(name)
+    return f"{dataset}{f' [{variant}]' if variant else ''}: {what} ({NAMES[name][1]['noise']['kind']} noise)"
+
+
+def dataset_figures(name):
     figs = ["figure_error"]
-    if KINDS[dataset].curves:  # 1-D input: the fitted curves can be drawn
+    if KINDS[name].curves:  # 1-D input: the fitted curves can be drawn
         figs.append("figure_fits")
-    if any(get_method(m).rejects for m in METHODS):
+    if any(get_method(m).rejects for m in methods_of(name)):
         figs.append("figure_rejection")
-    return [RESULTS[f].format(dataset=dataset) for f in figs]
+    return [RESULTS[f].format(name=name) for f in figs]

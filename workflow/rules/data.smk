@@ -1,19 +1,22 @@
 # Datasets and label noise.
 
 
+def data_job(w):
+    return job(DATA_JOBS, f"data/{w.dataset}/{w.datakey}/clean.npz")
+
+
 rule make_data:
     conda:
         "../../environment.yml"
     input:
-        prepared=lambda w: layout.prepared_path(config, w.dataset) or [],
+        prepared=lambda w: layout.prepared_path(data_job(w).params, w.dataset) or [],
         table=lambda w: config["datasets"][layout.base_name(w.dataset)].get("path") or [],  # a table's file
         code=code("make-data"),
     output:
         data="data/{dataset}/{datakey}/clean.npz",
         checksum="data/{dataset}/{datakey}/clean.npz.sha256",
     params:
-        config=lambda w: run_config(layout.data_config(config, w.dataset)),
-        check=lambda w: current(w, w.datakey, PATHS[w.dataset].data_key),
+        config=lambda w: run_config(layout.data_config(data_job(w).params, w.dataset)),
         prepared=lambda w, input: ["--prepared", input.prepared] if input.prepared else [],
     log:
         "results/logs/make_data/{dataset}-{datakey}.log",

@@ -5,12 +5,10 @@ rule collect:
     conda:
         "../../environment.yml"
     input:
-        groups=all_groups,
+        groups=lambda w: runs_job(w)[0].all_group_dirs(runs_job(w)[1]),
         code=code("collect"),
     output:
         "models/{dataset}/{datakey}/{noise}/runs-{key}.csv",
-    params:
-        check=lambda w: current(w, w.key, PATHS[w.dataset].runs_key(METHODS)),
     log:
         "results/logs/collect/{dataset}-{datakey}/{noise}/runs-{key}.log",
     shell:
@@ -21,17 +19,17 @@ rule aggregate:
     conda:
         "../../environment.yml"
     input:
-        runs=lambda w: [PATHS[u].runs_table(METHODS) for u in UNITS[w.dataset]],
+        runs=lambda w: runs_tables(w.name),
         code=code("aggregate"),
     output:
         **{role: RESULTS[role] for role in ("runs", "metrics", "table_md", "table_csv", "error", "error_wide",
                                              "rejection")},
     params:
-        metric=lambda w: KINDS[w.dataset].metric,
-        methods=METHODS,
-        seeds=config["seeds"],
+        metric=lambda w: KINDS[w.name].metric,
+        methods=lambda w: methods_of(w.name),
+        seeds=lambda w: NAMES[w.name][1]["seeds"],
     log:
-        "results/logs/aggregate/{dataset}.log",
+        "results/logs/aggregate/{name}.log",
     shell:
         "python -m kdreg --log {log:q} aggregate --runs {input.runs:q} --runs-copy {output.runs:q} --metric {params.metric}"
         " --methods {params.methods} --seeds {params.seeds} --metrics {output.metrics:q}"
@@ -41,11 +39,11 @@ rule aggregate:
 
 rule tables:
     input:
-        [RESULTS[role].format(dataset=d) for d in DATASETS for role in ("table_md", "table_csv")],
+        [RESULTS[role].format(name=n) for n in NAMES for role in ("table_md", "table_csv")],
         RUNS_TABLES,
 
 
 rule metrics:
     input:
-        [RESULTS["metrics"].format(dataset=d) for d in DATASETS],
+        [RESULTS["metrics"].format(name=n) for n in NAMES],
         RUNS_TABLES,

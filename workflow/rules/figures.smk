@@ -5,20 +5,21 @@ rule fits_data:
     conda:
         "../../environment.yml"
     input:
-        data=lambda w: PATHS[w.dataset].clean,
-        noisy=lambda w: PATHS[w.dataset].noisy(FITS_LEVEL, FITS_SEED),
-        teacher=lambda w: PATHS[w.dataset].teacher_dir(FITS_GROUP),
-        students=lambda w: [PATHS[w.dataset].student_dir(m, FITS_GROUP) for m in FITS_STUDENTS],
-        runs=lambda w: PATHS[w.dataset].runs_table(METHODS),  # newer whenever any run changed
+        data=lambda w: PATHS[w.name, NAMES[w.name][0]].clean,
+        noisy=lambda w: PATHS[w.name, NAMES[w.name][0]].noisy(fits(w.name)[0]["figures"]["fits_level"],
+                                                           fits(w.name)[0]["figures"]["fits_seed"]),
+        teacher=lambda w: PATHS[w.name, NAMES[w.name][0]].teacher_dir(fits(w.name)[1]),
+        students=lambda w: [PATHS[w.name, NAMES[w.name][0]].student_dir(m, fits(w.name)[1]) for m in fits(w.name)[3]],
+        runs=lambda w: runs_tables(w.name),  # newer whenever any run changed
         code=code("fits"),
     output:
         curves=RESULTS["fits_curves"],
         points=RESULTS["fits_points"],
     params:
-        students=lambda w: [f"{m}={PATHS[w.dataset].student_dir(m, FITS_GROUP)}/{FITS_RUN}" for m in FITS_STUDENTS],
-        teacher=lambda w: f"{PATHS[w.dataset].teacher_dir(FITS_GROUP)}/{FITS_RUN}",
+        students=lambda w, input: [f"{m}={d}/{fits(w.name)[2]}" for m, d in zip(fits(w.name)[3], input.students)],
+        teacher=lambda w, input: f"{input.teacher}/{fits(w.name)[2]}",
     log:
-        "results/logs/fits/{dataset}.log",
+        "results/logs/fits/{name}.log",
     shell:
         "python -m kdreg --log {log:q} fits --data {input.data:q} --noisy {input.noisy:q} --teacher {params.teacher:q}"
         " --student {params.students:q} --out {output.curves:q} --points-out {output.points:q}"
@@ -33,9 +34,9 @@ rule plot_error_vs_noise:
     output:
         RESULTS["figure_error"],
     params:
-        title=lambda w: f"{w.dataset}: test error vs label noise ({KIND})",
+        title=lambda w: title(w.name, "test error vs label noise"),
     log:
-        "results/logs/figures/{dataset}_error_vs_noise.log",
+        "results/logs/figures/{name}_error_vs_noise.log",
     shell:
         "python -m kdreg --log {log:q} plot error-vs-noise {input.data:q} --out {output:q} --title {params.title:q}"
 
@@ -50,9 +51,9 @@ rule plot_fits:
     output:
         RESULTS["figure_fits"],
     params:
-        title=lambda w: f"{w.dataset}: fits at p = {FITS_LEVEL:g}, seed {FITS_SEED} ({KIND} noise)",
+        title=lambda w: title(w.name, "fits at p = {fits_level:g}, seed {fits_seed}".format(**fits(w.name)[0]["figures"])),
     log:
-        "results/logs/figures/{dataset}_fits.log",
+        "results/logs/figures/{name}_fits.log",
     shell:
         "python -m kdreg --log {log:q} plot fits {input.curves:q} {input.points:q} --out {output:q} --title {params.title:q}"
 
@@ -66,14 +67,15 @@ rule plot_rejection:
     output:
         RESULTS["figure_rejection"],
     params:
-        title=lambda w: f"{w.dataset}: TOR rejection quality ({KIND} noise)",
+        title=lambda w: title(w.name, "TOR rejection quality"),
     log:
-        "results/logs/figures/{dataset}_rejection.log",
+        "results/logs/figures/{name}_rejection.log",
     shell:
         "python -m kdreg --log {log:q} plot rejection {input.data:q} --out {output:q} --title {params.title:q}"
 
 
 rule figures:
     input:
-        [f for d in DATASETS for f in dataset_figures(d)],
+        [f for n in NAMES for f in dataset_figures(n)],
+        rules.studies.input,
         RUNS_TABLES,

@@ -5,17 +5,16 @@ rule train_students:
     conda:
         "../../environment.yml"
     input:
-        data=lambda w: PATHS[w.dataset].clean,
-        noisy=group_noisy,
+        data=lambda w: student_job(w)[0].clean,
+        noisy=lambda w: student_job(w)[0].group_noisy(student_job(w)[2]),
         teacher=student_teacher,
         code=code("train-students"),
     output:
         directory("models/{dataset}/{datakey}/{noise}/students/{method}/g{group}-{key}"),
     params:
-        config=lambda w: run_config(student_config(config, w.dataset, w.method)),
-        check=lambda w: current(w, w.key, PATHS[w.dataset].student_key(w.method, int(w.group))),
-        noisy_dir=lambda w: PATHS[w.dataset].noise_dir,
-        models=group_members,
+        config=lambda w: run_config(student_config(student_job(w)[0].params, w.dataset, w.method)),
+        noisy_dir=lambda w: student_job(w)[0].noise_dir,
+        models=lambda w: members(student_job(w)[0], student_job(w)[2]),
         device=config["device"],
         teacher=lambda w, input: ["--teacher-dir", input.teacher] if input.teacher else [],
     threads: config["pipeline"]["student_threads"]

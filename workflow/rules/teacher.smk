@@ -5,16 +5,15 @@ rule train_teachers:
     conda:
         "../../environment.yml"
     input:
-        data=lambda w: PATHS[w.dataset].clean,
-        noisy=group_noisy,
+        data=lambda w: teacher_job(w)[0].clean,
+        noisy=lambda w: teacher_job(w)[0].group_noisy(teacher_job(w)[1]),
         code=code("train-teachers"),
     output:
         directory("models/{dataset}/{datakey}/{noise}/teachers/g{group}-{key}"),
     params:
-        config=lambda w: run_config(teacher_config(config, w.dataset)),
-        check=lambda w: current(w, w.key, PATHS[w.dataset].teacher_key(int(w.group))),
-        noisy_dir=lambda w: PATHS[w.dataset].noise_dir,
-        models=group_members,
+        config=lambda w: run_config(teacher_config(teacher_job(w)[0].params, w.dataset)),
+        noisy_dir=lambda w: teacher_job(w)[0].noise_dir,
+        models=lambda w: members(*teacher_job(w)),
         device=config["device"],
     threads: config["pipeline"]["teacher_threads"]
     # The teachers are the critical path (every distillation student waits for them): start them first.

@@ -1,0 +1,123 @@
+"""Named variants of params.yaml, run through the same rules as the default.
+
+    variants:
+      teacher_huber: {datasets.sinusoid.teacher.loss: huber}
+      gaussian_noise: {noise.kind: gaussian}
+
+Each variant is the params with its overrides applied (dotted key paths into the params, after the schema's
+defaults are filled in). Every variant is validated like params.yaml itself before any job runs. Paths are keyed
+by content (:mod:`kdreg.layout`), so what two variants share (data, noise, equal teachers, students that do not
+read the teacher) is one path and runs once; results are named ``{dataset}-{variant}``.
+"""
+from __future__ import annotations
+
+import copy
+import re
+
+VARIANT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+DEFAULT = "default"  # the params without overrides, where a study lists it
+SEPARATOR = "-"  # neither dataset nor variant names may hold it, so a results name splits unambiguously
+# Keys a variant may not change, and why: the fix the error message offers.
+FIXED = {
+    "variants": "variants do not nest",
+    "pipeline": "pipeline settings change how fast jobs run, never what they learn: they apply to every variant",
+    "device": "the device applies to every variant",
+}
+# Per-dataset settings that locate or prepare raw data once per params file (see kdreg.datasets.KINDS.prepared).
+SOURCE_KEYS = ("enabled", "archive", "root", "url", "path", "kind")
+
+
+def result_name(dataset: str, variant: str = "") -> str:
+    """``sinusoid`` for the default params, ``sinusoid-teacher_huber`` for a variant."""
+    return f"{dataset}{SEPARATOR}{variant}" if variant else dataset
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``"sinusoid-teacher_huber" -> ("sinusoid", "teacher_huber")``; ``"sinusoid" -> ("sinusoid", "")``."""
+    dataset, _, variant = name.partition(SEPARATOR)
+    return dataset, variant
+
+
+def runs_for(params: dict, variant: str, dataset: str) -> bool:
+    """Whether ``variant`` runs for ``dataset``: a variant that overrides ``datasets.X`` keys is about X, and
+    runs for X alone; one that overrides only shared keys (noise, methods, ...) runs for every enabled dataset."""
+    if not variant:
+        return True
+    named = {key.split(".")[1] for key in params["variants"][variant] if key.startswith("datasets.")}
+    return not named or dataset in named
+
+
+def _fixed_reason(params: dict, key: str) -> str | None:
+    parts = key.split(".")
+    if parts[0] in FIXED:
+        return FIXED[parts[0]]
+    if parts[0] == "datasets" and len(parts) >= 3:
+        from kdreg.datasets import kind_of
+        name, setting = parts[1], parts[2]
+        cfg = params.get("datasets", {}).get(name)
+        if setting in SOURCE_KEYS:
+            return "which datasets run, and where their data lives, apply to every variant"
+        if isinstance(cfg, dict) and setting in kind_of(name, cfg).prepared:
+            return f"{name}'s prepared file is made once per params file; use a second params file for other settings"
+    return None
+
+
+def apply_overrides(params: dict, overrides: dict, variant: str) -> dict:
+    """A deep copy of ``params`` with each ``dotted.key: value`` of ``overrides`` set."""
+    out = copy.deepcopy(params)
+    for key, value in overrides.items():
+        where = f"variants.{variant}: {key}"
+        reason = _fixed_reason(params, key)
+        if reason:
+            raise ValueError(f"{where} cannot be overridden ({reason}); remove it from the variant")
+        *parents, last = key.split(".")
+        node, walked = out, []
+        for part in parents:
+            walked.append(part)
+            child = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                have = sorted(node) if isinstance(node, dict) else []
+                raise ValueError(f"{where}: {'.'.join(walked)} is not a section of the params (it has: "
+                                 f"{', '.join(map(str, have)) or 'nothing'}); spell the key as in params.yaml")
+            node = child
+        if last not in node and not _open_section(parents):
+            raise ValueError(f"{where}: {'.'.join(parents) or 'the params'} has no key {last!r} (it has: "
+                             f"{', '.join(map(str, sorted(node)))}); spell the key as in params.yaml")
+        node[last] = copy.deepcopy(value)
+    return out
+
+
+def _open_section(parents: list[str]) -> bool:
+    """Sections whose keys are optional and absent by default (a table's ``model: {}``, a loss's options)."""
+    return bool(parents) and parents[-1] in ("model", "train") or parents[:1] == ["loss_options"]
+
+
+def resolve(params: dict, schema_path, source: str = "params.yaml") -> dict[str, dict]:
+    """``{"": params, name: variant params, ...}``, every variant validated by the schema and by
+    :func:`kdreg.config.check_params`; a problem is reported with the variant and key that cause it."""
+    from kdreg.config import check_params, validate_params
+    out = {"": params}
+    for name, overrides in (params.get("variants") or {}).items():
+        if not VARIANT_NAME.match(str(name)) or name == DEFAULT:
+            raise ValueError(f"{source}: variant name {name!r} must be lowercase letters, digits and underscores "
+                             "(it names files and metric keys), and not 'default'")
+        if not isinstance(overrides, dict) or not overrides:
+            raise ValueError(f"{source}: variants.{name} must map dotted params keys to values, e.g. "
+                             "{datasets.sinusoid.teacher.loss: huber}")
+        resolved = apply_overrides(params, overrides, name)
+        resolved["variants"] = {}
+        where = f"{source}, variant {name!r} (overrides {', '.join(overrides)})"
+        validate_params(resolved, schema_path, where)
+        check_params(resolved, where)
+        out[name] = resolved
+    for study, names in (params.get("studies") or {}).items():
+        unknown = [n for n in names if n != DEFAULT and n not in out]
+        if unknown:
+            raise ValueError(f"{source}: studies.{study} names {unknown}, which are not variants (have: "
+                             f"{', '.join([DEFAULT, *(n for n in out if n)])}); add them under variants or fix the names")
+    return out
+
+
+def study_members(study: list[str]) -> list[str]:
+    """Variant names of a study, with ``default`` as the empty name of the un-overridden params."""
+    return ["" if n == DEFAULT else n for n in study]

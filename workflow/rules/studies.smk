@@ -1,0 +1,54 @@
+# Studies: named comparisons of variants (params.yaml `studies:`), from the variants' git-tracked runs tables, so a
+# study is recomputed and redrawn without retraining.
+STUDIES = {(d, study): members for study, members in config.get("studies", {}).items() for d in DATASETS
+           if all(variants.result_name(d, v) in NAMES for v in variants.study_members(members))}
+
+
+def study_runs(w):
+    """``{variant: runs table}`` of a study, in its order (``default``: the params without overrides)."""
+    return {v: RESULTS["runs"].format(name=variants.result_name(w.dataset, m))
+            for v, m in zip(STUDIES[w.dataset, w.study], variants.study_members(STUDIES[w.dataset, w.study]))}
+
+
+rule study:
+    conda:
+        "../../environment.yml"
+    input:
+        runs=lambda w: list(study_runs(w).values()),
+        code=code("study"),
+    output:
+        csv="results/studies/{dataset}/{study}.csv",
+        md="results/studies/{dataset}/{study}.md",
+    params:
+        runs=lambda w: [f"{v}={path}" for v, path in study_runs(w).items()],
+        metric=lambda w: KINDS[w.dataset].metric,
+        title=lambda w: f"**{w.dataset}**, study `{w.study}`: {', '.join(STUDIES[w.dataset, w.study])}",
+    log:
+        "results/logs/studies/{dataset}/{study}.log",
+    shell:
+        "python -m kdreg --log {log:q} study --runs {params.runs:q} --metric {params.metric}"
+        " --csv {output.csv:q} --md {output.md:q} --title {params.title:q}"
+
+
+rule plot_study:
+    conda:
+        "../../environment.yml"
+    input:
+        data="results/studies/{dataset}/{study}.csv",
+        code=code("plot"),
+    output:
+        "results/figures/studies/{dataset}/{study}_{plot}.png",
+    wildcard_constraints:
+        plot="gap|rejection|difference",
+    params:
+        title=lambda w: f"{w.dataset}, study {w.study}",
+    log:
+        "results/logs/figures/studies/{dataset}/{study}_{plot}.log",
+    shell:
+        "python -m kdreg --log {log:q} plot study-{wildcards.plot} {input.data:q} --out {output:q} --title {params.title:q}"
+
+
+rule studies:
+    input:
+        [f"results/studies/{d}/{s}.{ext}" for d, s in STUDIES for ext in ("csv", "md")],
+        [f"results/figures/studies/{d}/{s}_{plot}.png" for d, s in STUDIES for plot in ("gap", "rejection", "difference")],
