@@ -87,3 +87,52 @@ def test_stacked_students_equal_one_at_a_time(group, method, batch_size):
                 assert res.metrics[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
         for k, v in alone.state.items():
             torch.testing.assert_close(res.state[k], v, rtol=1e-4, atol=1e-5)
+
+
+def test_teacher_patience_stops_each_teacher_as_it_would_alone(group):
+    ds, noisies, seeds = group
+    cfg = {**TEACHER, "train": {**TEACHER["train"], "epochs": 400, "patience": 3}}
+    stacked = train_teachers(ds, noisies, cfg, seeds, "cpu")
+    trained = [r.metrics["epochs_trained"] for r in stacked]
+    assert max(trained) < 400  # it stops
+    for res, noisy, seed in zip(stacked, noisies, seeds):
+        alone = train_teacher(ds, noisy, cfg, seed, "cpu")
+        # stopped after exactly `patience` checks without a better validation error
+        assert res.metrics["epochs_trained"] == alone.metrics["epochs_trained"] == res.metrics["best_epochs"][0] + 15
+        assert res.metrics["best_epochs"] == alone.metrics["best_epochs"]
+        np.testing.assert_allclose(res.t_dev, alone.t_dev, rtol=1e-4, atol=1e-5)
+    full = train_teachers(ds, noisies, {**cfg, "train": {**cfg["train"], "patience": 0}}, seeds, "cpu")
+    assert all(r.metrics["epochs_trained"] == 400 for r in full)
+
+
+def test_a_student_keeps_its_best_validation_epoch(group):
+    ds, noisies, seeds = group
+    t_devs = [ds.y_dev + 0.01] * len(seeds)
+    cfg = {**STUDENT, "train": {**STUDENT["train"], "eval_every": 10}}
+    best = train_students(ds, noisies, t_devs, "tor", cfg, seeds, "cpu")
+    last = train_students(ds, noisies, t_devs, "tor", {**cfg, "keep_best": False}, seeds, "cpu")
+    for b, l in zip(best, last):
+        assert l.metrics["best_epoch"] == l.metrics["epochs_trained"] == 80
+        assert b.metrics["best_epoch"] % 10 == 0 and b.metrics["best_epoch"] <= 80
+        # the kept epoch is never worse on the validation criterion than the last one
+        assert b.metrics["val_error"] <= l.metrics["val_error"] + 1e-9
+        if b.metrics["best_epoch"] == 80:
+            assert b.metrics["rmse"] == pytest.approx(l.metrics["rmse"], rel=1e-6)
+
+
+def test_predict_head_auto_takes_the_head_with_the_lower_validation_error(group):
+    ds, noisies, seeds = group
+    # a teacher far from the labels: its head must then lose on the (mostly clean) validation labels
+    t_devs = [ds.y_dev + 2.0] * len(seeds)
+    cfg = {**STUDENT, "predict_head": "auto"}
+    results = train_students(ds, noisies, t_devs, "tor_multitask", cfg, seeds, "cpu")
+    for res in results:
+        m = res.metrics
+        chosen = "teacher" if m["teacher_head_val_error"] < m["label_head_val_error"] else "label"
+        assert m["head"] == chosen == "label" and m["head_is_teacher"] == 0.0
+        assert m["rmse"] == m[f"{chosen}_head_rmse"]
+    good = train_students(ds, noisies, [ds.y_dev] * len(seeds), "tor_multitask", cfg, seeds, "cpu")
+    for res in good:
+        m = res.metrics
+        assert m["head"] == ("teacher" if m["teacher_head_val_error"] < m["label_head_val_error"] else "label")
+        assert m["rmse"] == m[f"{m['head']}_head_rmse"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdreg import layout
-from kdreg.config import load_params
+from kdreg import layout, variants
+from kdreg.config import find_schema, load_params
 from kdreg.datasets import kind_of
 from kdreg.manifest import verify_group
 
@@ -24,10 +24,18 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
     """Lines of a report and the number of problems found (bad params count as one and stop the check)."""
     try:
         params = load_params(Path(root) / params_path)
+        schema = find_schema(Path(root) / params_path)
+        resolved = variants.resolve(params, schema, params_path) if schema else {"": params}
     except (ValueError, FileNotFoundError) as err:
         return [f"params: INVALID\n{err}"], 1
     lines = [f"params: {params_path} is valid ({len(params['methods'])} methods, {params['seeds']} seeds, "
              f"noise levels {params['noise']['levels']})"]
+    for name, overrides in (params.get("variants") or {}).items():
+        runs = [d for d in layout.enabled_datasets(params) if variants.runs_for(params, name, d)]
+        lines.append(f"variant {name}: " + ", ".join(f"{k} = {v}" for k, v in overrides.items()) +
+                     f" -> results {', '.join(variants.result_name(d, name) for d in runs) or '(no enabled dataset)'}")
+    if len(resolved) > 1 and not schema:
+        lines.append("variants: not validated (no workflow/schemas/ beside the params file)")
     problems = 0
     for dataset in layout.enabled_datasets(params):
         cfg = params["datasets"][dataset]

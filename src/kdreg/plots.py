@@ -4,6 +4,7 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")  # headless: the pipeline runs on servers and in CI
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -14,6 +15,7 @@ from kdreg.methods import BASELINE, BOUND, METHODS, TEACHER, TEACHER_COLOR  # no
 COLORS = {TEACHER: TEACHER_COLOR, **{name: m.color for name, m in METHODS.items()}}
 EMPHASIS = {TEACHER, BASELINE, BOUND, *(name for name, m in METHODS.items() if m.in_fits)}
 REFERENCES = (TEACHER, BOUND)  # dashed: what the students are measured against
+METHOD_MARKERS = dict(zip([TEACHER, *METHODS], "oXsDv^<>pP*hH"))
 LABELS = {"rmse": "test RMSE", "mae": "test MAE", "angular_deg": "mean angular error (°)"}
 
 
@@ -30,21 +32,32 @@ def error_vs_noise(csv: str, out: str, title: str = "", log: bool = True) -> Non
     # A log axis spans the teacher's clean-label error and the noisy scratch error; a band reaching below zero
     # (a wide interval over few seeds) is clipped at a third of the smallest mean, not drawn to 1e-12.
     floor = df[metric][df[metric] > 0].min() / 3 if log else None
-    for model, g in df.groupby("model", sort=False):
+    # Legend order = the order of the lines at the highest noise level, best first, so the legend reads like the
+    # right edge of the plot.
+    top = df[df.noise_level == df.noise_level.max()].set_index("model")[metric]
+    order = sorted(df.model.unique(), key=lambda m: top.get(m, float("inf")))
+    for i, model in enumerate(order):
+        g = df[df.model == model]
         strong = model in EMPHASIS
-        ax.plot(g.noise_level, g[metric], marker="o", ms=4 if strong else 3, lw=2.2 if strong else 1.0,
-                color=COLORS.get(model), alpha=1.0 if strong else 0.7, label=model,
-                ls="--" if model in REFERENCES else "-")
-        ax.fill_between(g.noise_level, g.low.clip(lower=floor) if log else g.low, g.high,
-                        color=COLORS.get(model), alpha=0.15 if strong else 0.06, lw=0)
+        # every method its own marker, so lines that coincide (kd under the teacher) stay distinguishable
+        ax.plot(g.noise_level, g[metric], marker=METHOD_MARKERS.get(model, "o"), ms=5 if strong else 4,
+                lw=2.2 if strong else 1.0, color=COLORS.get(model), alpha=1.0 if strong else 0.75, label=model,
+                ls="--" if model in REFERENCES else "-", zorder=3 if strong else 2, markerfacecolor="none"
+                if not strong else None)
+        if strong:  # bands for the emphasized methods only: eight overlapping bands read as one grey area
+            ax.fill_between(g.noise_level, g.low.clip(lower=floor) if log else g.low, g.high,
+                            color=COLORS.get(model), alpha=0.15, lw=0)
     if log:
         ax.set_yscale("log")
         ax.set_ylim(bottom=floor)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("label-noise level p (share of corrupted training labels)")
     ax.set_ylabel(LABELS.get(metric, metric) + " (mean, 95% CI over seeds)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="at the highest p, best first",
+              title_fontsize=7)
     _save(fig, out)
 
 
@@ -86,4 +99,79 @@ def rejection(csv: str, out: str, title: str = "") -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    _save(fig, out)
+
+
+# Studies (kdreg.study): one line per variant, in the study's order, each with a marker of its own so lines that
+# coincide stay distinguishable.
+MARKERS = "osD^vP*Xh<>"
+
+
+def _study(csv: str) -> tuple[pd.DataFrame, list[str]]:
+    df = pd.read_csv(csv)
+    return df[df.noise_level > 0], list(dict.fromkeys(df.variant))
+
+
+def _variant_lines(ax, df: pd.DataFrame, variants: list[str], model: str, quantity: str, scale: float = 1.0) -> bool:
+    sub = df[(df.model == model) & (df.quantity == quantity)]
+    for i, variant in enumerate(variants):
+        g = sub[sub.variant == variant].sort_values("noise_level")
+        if g.empty:
+            continue
+        ax.errorbar(g.noise_level + 0.004 * (i - len(variants) / 2), g["mean"] * scale, yerr=g.ci95 * scale,
+                    marker=MARKERS[i % len(MARKERS)], ms=5, lw=1.6, capsize=2, color=f"C{i}", label=variant)
+    if sub.empty:
+        ax.text(0.5, 0.5, f"no {model} in this study", ha="center", va="center", transform=ax.transAxes)
+    return not sub.empty
+
+
+def study_gap(csv: str, out: str, title: str = "") -> None:
+    """Share of the scratch-to-oracle gap closed vs noise level: the teacher, tor and tor_multitask."""
+    df, variants = _study(csv)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
+    for ax, model in zip(axes, (TEACHER, "tor", "tor_multitask")):
+        _variant_lines(ax, df, variants, model, "gap_closed", 100)
+        ax.axhline(100, color="black", lw=0.8, ls="--")  # the oracle
+        ax.axhline(0, color="gray", lw=0.8, ls=":")       # scratch
+        ax.set_title(model)
+        ax.set_xlabel("label-noise level p")
+        ax.grid(alpha=0.3)
+    gaps = df[df.quantity == "gap_closed"]["mean"] * 100
+    if not gaps.empty:  # a teacher far worse than scratch would squash the students' lines: clip the view
+        axes[0].set_ylim(max(gaps.min() - 10, -100), min(max(gaps.max() + 10, 105), 150))
+    axes[0].set_ylabel("gap closed, % (0: scratch, 100: oracle)\nmean, 95% CI over seeds")
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title)
+    _save(fig, out)
+
+
+def study_rejection(csv: str, out: str, title: str = "") -> None:
+    """TOR's rejection precision and recall against the true corruption mask vs noise level."""
+    df, variants = _study(csv)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, quantity in zip(axes, ("rejection_precision", "rejection_recall")):
+        _variant_lines(ax, df, variants, "tor", quantity)
+        ax.set_title(f"tor: {quantity.removeprefix('rejection_')}")
+        ax.set_xlabel("label-noise level p")
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean, 95% CI over seeds")
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title)
+    _save(fig, out)
+
+
+def study_difference(csv: str, out: str, title: str = "") -> None:
+    """``tor_multitask - tor`` (paired by seed) vs noise level: below zero, the second head helps."""
+    df, variants = _study(csv)
+    quantity = next((q for q in df.quantity.unique() if str(q).endswith("_difference")), "rmse_difference")
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    _variant_lines(ax, df, variants, "tor_multitask-tor", quantity)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("label-noise level p")
+    ax.set_ylabel(f"tor_multitask − tor, test {quantity.removesuffix('_difference')}\n"
+                  "mean, 95% CI over seeds (< 0: the second head helps)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(title)
     _save(fig, out)

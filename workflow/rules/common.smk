@@ -57,6 +57,10 @@ def job(registry, path):
     return registry[path]
 
 
+def data_job(w):
+    return job(DATA_JOBS, f"data/{w.dataset}/{w.datakey}/clean.npz")
+
+
 def teacher_job(w):
     return job(TEACHER_JOBS, f"models/{w.dataset}/{w.datakey}/{w.noise}/teachers/g{w.group}-{w.key}")
 
@@ -136,3 +140,14 @@ def dataset_figures(name):
     if any(get_method(m).rejects for m in methods_of(name)):
         figs.append("figure_rejection")
     return [RESULTS[f].format(name=name) for f in figs]
+
+
+# Studies: named comparisons of variants (params.yaml `studies:`), for every dataset all their variants run for.
+STUDIES = {(d, study): members for study, members in config.get("studies", {}).items() for d in DATASETS
+           if all(variants.result_name(d, v) in NAMES for v in variants.study_members(members))}
+
+
+def study_runs(w):
+    """``{variant: runs table}`` of a study, in its order (``default``: the params without overrides)."""
+    return {v: RESULTS["runs"].format(name=variants.result_name(w.dataset, m))
+            for v, m in zip(STUDIES[w.dataset, w.study], variants.study_members(STUDIES[w.dataset, w.study]))}

@@ -1,10 +1,6 @@
 # Datasets and label noise.
 
 
-def data_job(w):
-    return job(DATA_JOBS, f"data/{w.dataset}/{w.datakey}/clean.npz")
-
-
 rule make_data:
     conda:
         "../../environment.yml"

@@ -79,3 +79,11 @@ rule figures:
         [f for n in NAMES for f in dataset_figures(n)],
         rules.studies.input,
         RUNS_TABLES,
+
+
+rule headline:
+    """The default params alone (the paper-style reproduction): figures, tables and metrics, no variants."""
+    input:
+        [f for d in DATASETS for f in dataset_figures(d)],
+        [RESULTS[role].format(name=d) for d in DATASETS for role in ("table_md", "table_csv", "metrics")],
+        [t for d in DATASETS for t in runs_tables(d)],

@@ -1,13 +1,5 @@
 # Studies: named comparisons of variants (params.yaml `studies:`), from the variants' git-tracked runs tables, so a
 # study is recomputed and redrawn without retraining.
-STUDIES = {(d, study): members for study, members in config.get("studies", {}).items() for d in DATASETS
-           if all(variants.result_name(d, v) in NAMES for v in variants.study_members(members))}
-
-
-def study_runs(w):
-    """``{variant: runs table}`` of a study, in its order (``default``: the params without overrides)."""
-    return {v: RESULTS["runs"].format(name=variants.result_name(w.dataset, m))
-            for v, m in zip(STUDIES[w.dataset, w.study], variants.study_members(STUDIES[w.dataset, w.study]))}
 
 
 rule study:
