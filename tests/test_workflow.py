@@ -42,7 +42,7 @@ def test_default_params_dry_run(tmp_path):
     # work the variants share runs once: 3 noise sets (replace, gaussian, replace at n_train 200), one teacher
     # group per distinct teacher, and students only where their settings or their teacher differ
     assert counts["corrupt"] == 3 * 5 * 10 and counts["make_data"] == 2
-    assert counts["train_teachers"] == 8 and counts["train_students"] == 86
+    assert counts["train_teachers"] == 8 and counts["train_students"] == 82
     assert counts["aggregate"] == 1 + len(params["variants"]) and counts["study"] == len(params["studies"])
 
 
