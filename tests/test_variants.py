@@ -95,7 +95,7 @@ def test_changing_one_variant_reruns_only_that_variants_jobs(tmp_path):
     assert sum("/teachers/" in o for o in trained) == 2 and sum("/students/" in o for o in trained) == 6
     for name in ("sinusoid", "sinusoid-robust", "sinusoid-light"):
         assert (checkout / f"results/metrics/{name}.json").exists()
-    assert (checkout / "results/studies/sinusoid/all.md").exists()
+    assert (checkout / "results/tables/studies/sinusoid/all.md").exists()
     assert (checkout / "results/figures/studies/sinusoid/all_gap.png").exists()
 
     params["variants"]["robust"]["datasets.sinusoid.teacher.loss"] = "tukey"

@@ -9,8 +9,8 @@ rule study:
         runs=lambda w: list(study_runs(w).values()),
         code=code("study"),
     output:
-        csv="results/studies/{dataset}/{study}.csv",
-        md="results/studies/{dataset}/{study}.md",
+        csv="results/tables/studies/{dataset}/{study}.csv",
+        md="results/tables/studies/{dataset}/{study}.md",
     params:
         runs=lambda w: [f"{v}={path}" for v, path in study_runs(w).items()],
         metric=lambda w: KINDS[w.dataset].metric,
@@ -26,7 +26,7 @@ rule plot_study:
     conda:
         "../../environment.yml"
     input:
-        data="results/studies/{dataset}/{study}.csv",
+        data="results/tables/studies/{dataset}/{study}.csv",
         code=code("plot"),
     output:
         "results/figures/studies/{dataset}/{study}_{plot}.png",
@@ -42,5 +42,5 @@ rule plot_study:
 
 rule studies:
     input:
-        [f"results/studies/{d}/{s}.{ext}" for d, s in STUDIES for ext in ("csv", "md")],
+        [f"results/tables/studies/{d}/{s}.{ext}" for d, s in STUDIES for ext in ("csv", "md")],
         [f"results/figures/studies/{d}/{s}_{plot}.png" for d, s in STUDIES for plot in ("gap", "rejection", "difference")],
