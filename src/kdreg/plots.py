@@ -112,7 +112,7 @@ def _study(csv: str) -> tuple[pd.DataFrame, list[str]]:
     return df[df.noise_level > 0], list(dict.fromkeys(df.variant))
 
 
-def _variant_lines(ax, df: pd.DataFrame, variants: list[str], model: str, quantity: str, scale: float = 1.0) -> bool:
+def _variant_lines(ax, df: pd.DataFrame, variants: list[str], model: str, quantity: str, scale: float = 1.0) -> None:
     sub = df[(df.model == model) & (df.quantity == quantity)]
     for i, variant in enumerate(variants):
         g = sub[sub.variant == variant].sort_values("noise_level")
@@ -122,43 +122,47 @@ def _variant_lines(ax, df: pd.DataFrame, variants: list[str], model: str, quanti
                     marker=MARKERS[i % len(MARKERS)], ms=5, lw=1.6, capsize=2, color=f"C{i}", label=variant)
     if sub.empty:
         ax.text(0.5, 0.5, f"no {model} in this study", ha="center", va="center", transform=ax.transAxes)
-    return not sub.empty
+
+
+def _study_panels(csv: str, panels: list[tuple[str, str, str]], figsize, scale: float = 1.0):
+    """One panel per ``(model, quantity, panel title)``, each with a line per variant; returns (fig, axes, data)."""
+    df, variants = _study(csv)
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize, sharey=True)
+    for ax, (model, quantity, panel_title) in zip(axes, panels):
+        _variant_lines(ax, df, variants, model, quantity, scale)
+        ax.set_title(panel_title)
+        ax.set_xlabel("label-noise level p")
+        ax.grid(alpha=0.3)
+    return fig, axes, df
+
+
+def _finish_panels(fig, axes, ylabel: str, title: str, out: str) -> None:
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title)
+    _save(fig, out)
 
 
 def study_gap(csv: str, out: str, title: str = "") -> None:
     """Share of the scratch-to-oracle gap closed vs noise level: the teacher, tor and tor_multitask."""
-    df, variants = _study(csv)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
-    for ax, model in zip(axes, (TEACHER, "tor", "tor_multitask")):
-        _variant_lines(ax, df, variants, model, "gap_closed", 100)
+    models = (TEACHER, "tor", "tor_multitask")
+    fig, axes, df = _study_panels(csv, [(m, "gap_closed", m) for m in models], (13, 4.2), scale=100)
+    for ax in axes:
         ax.axhline(100, color="black", lw=0.8, ls="--")  # the oracle
         ax.axhline(0, color="gray", lw=0.8, ls=":")       # scratch
-        ax.set_title(model)
-        ax.set_xlabel("label-noise level p")
-        ax.grid(alpha=0.3)
     gaps = df[df.quantity == "gap_closed"]["mean"] * 100
     if not gaps.empty:  # a teacher far worse than scratch would squash the students' lines: clip the view
         axes[0].set_ylim(max(gaps.min() - 10, -100), min(max(gaps.max() + 10, 105), 150))
-    axes[0].set_ylabel("gap closed, % (0: scratch, 100: oracle)\nmean, 95% CI over seeds")
-    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(title)
-    _save(fig, out)
+    _finish_panels(fig, axes, "gap closed, % (0: scratch, 100: oracle)\nmean, 95% CI over seeds", title, out)
 
 
 def study_rejection(csv: str, out: str, title: str = "") -> None:
     """TOR's rejection precision and recall against the true corruption mask vs noise level."""
-    df, variants = _study(csv)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, quantity in zip(axes, ("rejection_precision", "rejection_recall")):
-        _variant_lines(ax, df, variants, "tor", quantity)
-        ax.set_title(f"tor: {quantity.removeprefix('rejection_')}")
-        ax.set_xlabel("label-noise level p")
+    panels = [("tor", f"rejection_{q}", f"tor: {q}") for q in ("precision", "recall")]
+    fig, axes, _ = _study_panels(csv, panels, (10, 4))
+    for ax in axes:
         ax.set_ylim(0, 1.05)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("mean, 95% CI over seeds")
-    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(title)
-    _save(fig, out)
+    _finish_panels(fig, axes, "mean, 95% CI over seeds", title, out)
 
 
 def study_difference(csv: str, out: str, title: str = "") -> None:
