@@ -2,6 +2,8 @@
 #
 #   snakemake --cores 2 figures        every enabled dataset's figures (and what they need)
 #   snakemake --cores 2 tables | metrics | all
+#   snakemake --cores 2 benchmark      the suite of real tables (params.yaml benchmark:)
+#   snakemake --report report.html     every figure and table with captions, from the finished run
 #
 # params.yaml is the only configuration; it is validated against workflow/schemas/ before any job runs.
 
@@ -13,6 +15,9 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/data.smk"
@@ -21,6 +26,7 @@ include: "workflow/rules/students.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/studies.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/benchmark.smk"
 
 
 rule all:
@@ -30,6 +36,7 @@ rule all:
         rules.studies.input,
         rules.tables.input,
         rules.metrics.input,
+        rules.benchmark.input,
 
 
 # A dataset turned off or a variant removed leaves no results that look current: they move to

@@ -12,9 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def shrink(params: dict) -> dict:
-    """2 noise levels, 2 seeds, 3 methods, a 200-sample sinusoid and a few dozen epochs; no variants."""
+    """2 noise levels, 2 seeds, 3 methods, a 200-sample sinusoid and a few dozen epochs; no variants, no
+    benchmark suite."""
     p = copy.deepcopy(params)
-    p.update(device="cpu", seeds=2, methods=["scratch", "tor", "tor_multitask"], variants={}, studies={})
+    p.update(device="cpu", seeds=2, methods=["scratch", "tor", "tor_multitask"], variants={}, studies={},
+             benchmark={"enabled": False})
     p["noise"]["levels"] = [0.0, 0.3]
     p["figures"] = {"fits_level": 0.3, "fits_seed": 1}
     s = p["datasets"]["sinusoid"]

@@ -27,6 +27,33 @@ def test_replace_draws_within_the_widened_range(labels):
     assert np.any((noisy[mask] < lo) | (noisy[mask] > hi))
 
 
+@pytest.mark.parametrize("level", [0.0, 0.1, 0.25, 0.4, 1.0])
+def test_resample_corrupts_exactly_round_pN_with_labels_the_data_holds(labels, level):
+    noisy, mask = corrupt(labels, "resample", level, seed=3)
+    assert mask.sum() == round(level * len(labels))
+    assert np.array_equal(noisy[~mask], labels[~mask])
+    # every corrupted sample holds another sample's whole label (a row of the clean labels, not its own)
+    rows = {tuple(r) for r in labels.tolist()}
+    assert all(tuple(r) in rows for r in noisy[mask].tolist())
+    assert not np.any(np.all(noisy[mask] == labels[mask], axis=1))
+    assert noisy.min() >= labels.min() and noisy.max() <= labels.max()  # no label outside the observed range
+
+
+def test_resample_draws_the_donor_uniformly_among_the_others():
+    y = np.arange(10, dtype=np.float32)  # distinct labels: the noisy value names its donor
+    donors = np.concatenate([corrupt(y, "resample", 1.0, seed=s)[0] for s in range(400)])
+    own = np.tile(y, 400)
+    assert not np.any(donors == own)
+    counts = np.bincount((donors - own + 10).astype(int) % 10, minlength=10)  # donor offset 1..9, never 0
+    assert counts[0] == 0 and counts[1:].min() > 0.8 * counts[1:].mean()
+
+
+def test_resample_keeps_integer_labels_integer_valued():
+    y = np.random.default_rng(1).integers(0, 50, size=200).astype(np.float64)
+    noisy, mask = corrupt(y, "resample", 0.3, seed=0)
+    assert np.array_equal(noisy, np.round(noisy)) and set(noisy[mask]) <= set(y)
+
+
 def test_gaussian_perturbs_every_sample_with_the_right_scale(labels):
     noisy, mask = corrupt(labels, "gaussian", 0.4, seed=0)
     assert mask.all()
@@ -34,7 +61,7 @@ def test_gaussian_perturbs_every_sample_with_the_right_scale(labels):
     assert np.allclose(ratio, 1.0, atol=0.1)
 
 
-@pytest.mark.parametrize("kind", ["replace", "gaussian"])
+@pytest.mark.parametrize("kind", ["replace", "gaussian", "resample"])
 def test_same_seed_same_result_other_seed_other_result(labels, kind):
     a, ma = corrupt(labels, kind, 0.2, seed=7)
     b, mb = corrupt(labels, kind, 0.2, seed=7)

@@ -11,8 +11,8 @@ def first_code_block(text: str) -> str:
 def test_ci_runs_the_readme_install_and_test_commands():
     block = first_code_block((ROOT / "README.md").read_text())
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pip install torch==2.13.0 && pip install -e \".[pipeline,test]\"" in block
-    assert "pip install torch==2.13.0 && pip install -e \".[pipeline,test]\"" in ci
+    assert "pip install torch==2.13.0 && pip install -e \".[pipeline,benchmark,test]\"" in block
+    assert "pip install torch==2.13.0 && pip install -e \".[pipeline,benchmark,test]\"" in ci
     assert "python -m pytest" in block and "python -m pytest" in ci
 
 

@@ -105,6 +105,25 @@ def test_teacher_patience_stops_each_teacher_as_it_would_alone(group):
     assert all(r.metrics["epochs_trained"] == 400 for r in full)
 
 
+@pytest.mark.parametrize("method", ["scratch", "tor_multitask"])
+def test_student_patience_stops_each_student_as_it_would_alone(group, method):
+    ds, noisies, seeds = group
+    t_devs = [ds.y_dev + 0.01] * len(seeds)
+    cfg = {**STUDENT, "train": {**STUDENT["train"], "epochs": 600, "lr": 0.05, "eval_every": 5, "patience": 4}}
+    stacked = train_students(ds, noisies, t_devs, method, cfg, seeds, "cpu")
+    assert max(r.metrics["epochs_trained"] for r in stacked) < 600  # the stack stops
+    for res, noisy, t_dev, seed in zip(stacked, noisies, t_devs, seeds):
+        alone = train_student(ds, noisy, t_dev, method, cfg, seed, "cpu")
+        # each stops after exactly `patience` checks without a better validation error, stacked or alone
+        for r in (res, alone):
+            assert r.metrics["epochs_trained"] == r.metrics["best_epoch"] + 4 * 5
+        # stacked and alone round apart by ~1e-7 per step; on a plateau that can move the best epoch by a check
+        assert abs(res.metrics["best_epoch"] - alone.metrics["best_epoch"]) <= 2 * 5
+        assert res.metrics["rmse"] == pytest.approx(alone.metrics["rmse"], rel=2e-2, abs=1e-4)
+    full = train_students(ds, noisies, t_devs, method, {**cfg, "train": {**cfg["train"], "patience": 0}}, seeds, "cpu")
+    assert all(r.metrics["epochs_trained"] == 600 for r in full)
+
+
 def test_a_student_keeps_its_best_validation_epoch(group):
     ds, noisies, seeds = group
     t_devs = [ds.y_dev + 0.01] * len(seeds)

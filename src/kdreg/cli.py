@@ -109,32 +109,9 @@ def cmd_train_student(a) -> None:
 
 
 def cmd_evaluate(a) -> None:
-    import numpy as np
-
-    from kdreg.data import Dataset, Standardizer
-    from kdreg.io import load_checkpoint, save_json
-    from kdreg.models import TwoHeadOutput, create_model, select_head
-    from kdreg.inputs import model_inputs
-    from kdreg.metrics import task_metrics
-    from kdreg.trainer import predict
-    ckpt, ds = load_checkpoint(a.checkpoint), Dataset.load(a.data)
-    if ckpt["run"]["dataset"] != ds.name:
-        raise ValueError(f"{a.checkpoint} was trained on {ckpt['run']['dataset']!r}, not on {ds.name!r} ({a.data})")
-    y_scaler = Standardizer.from_dict(ckpt["y_scaler"])
-    x_scaler = Standardizer.from_dict(ckpt["x_scaler"]) if ckpt["x_scaler"] is not None else None
-    x = model_inputs(ds.x_test, ds.e_test, x_scaler, "cpu")
-    preds = []
-    for state in ckpt["states"]:
-        model = create_model(ckpt["model_config"])
-        model.load_state_dict(state)
-        preds.append(predict(model, x))
-    if isinstance(preds[0], TwoHeadOutput):
-        out = TwoHeadOutput(*(y_scaler.inverse(np.mean([p[h] for p in preds], axis=0)) for h in range(2)))
-        # auto: the head chosen on the validation split when the student was trained
-        pred = select_head(out, ckpt.get("head") or ckpt["config"].get("predict_head", "label"))
-    else:
-        pred = y_scaler.inverse(np.mean(preds, axis=0))
-    metrics = {**ckpt["run"], **task_metrics(pred, ds.y_test, ds.task)}
+    from kdreg.evaluation import evaluate_checkpoint
+    from kdreg.io import save_json
+    metrics = evaluate_checkpoint(a.checkpoint, a.data)
     if a.out:
         save_json(a.out, metrics)
     print(json.dumps(metrics, indent=2))
@@ -212,19 +189,26 @@ def cmd_fits(a) -> None:
             df.to_csv(tmp, index=False, float_format="%.6g")
 
 
+def _labelled_runs(specs: list[str], label: str) -> dict[str, str]:
+    """``["a=x.csv", ...]`` -> ``{"a": "x.csv"}``, refusing a spec without ``=``."""
+    for spec in (spec for spec in specs if "=" not in spec):
+        raise ValueError(f"--runs {spec!r}: expected {label}=RUNS_CSV")
+    return dict(spec.split("=", 1) for spec in specs)
+
+
 def cmd_study(a) -> None:
     from kdreg.study import study
-    runs = {}
-    for spec in a.runs:
-        label, sep, path = spec.partition("=")
-        if not sep:
-            raise ValueError(f"--runs {spec!r}: expected VARIANT=RUNS_CSV")
-        runs[label] = path
-    study(runs, a.metric, a.csv, a.md, a.title)
+    study(_labelled_runs(a.runs, "VARIANT"), a.metric, a.csv, a.md, a.title)
+
+
+def cmd_benchmark_summary(a) -> None:
+    from kdreg.benchmark import summarize
+    summarize(_labelled_runs(a.runs, "DATASET"), a.metric, a.long, a.csv, a.md, a.title)
 
 
 PLOTS = {"error-vs-noise": "error_vs_noise", "fits": "fits", "rejection": "rejection", "study-gap": "study_gap",
-         "study-rejection": "study_rejection", "study-difference": "study_difference"}
+         "study-rejection": "study_rejection", "study-difference": "study_difference",
+         "benchmark-summary": "benchmark_summary"}
 
 
 def cmd_plot(a) -> None:
@@ -273,12 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_mpiigaze)
 
     s = sub.add_parser("corrupt", help="inject label noise into the development labels")
-    s.add_argument("--data", required=True)
-    s.add_argument("--kind", default="replace", help="replace | gaussian (see kdreg.noise)")
-    s.add_argument("--level", type=float, required=True)
-    s.add_argument("--seed", type=int, required=True)
+    for arg, kind in (("--data", str), ("--level", float), ("--seed", int), ("--out", str)):
+        s.add_argument(arg, type=kind, required=True)
+    s.add_argument("--kind", default="replace", help="replace | gaussian | resample (see kdreg.noise)")
     s.add_argument("--spread", type=float, default=0.5)
-    s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_corrupt)
 
     def train_args(s, out_help):
@@ -342,21 +324,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_aggregate)
 
     s = sub.add_parser("fits", help="plot data of the fitted curves (1-D inputs)")
-    s.add_argument("--data", required=True)
-    s.add_argument("--noisy", required=True)
+    for arg in ("--data", "--noisy", "--out", "--points-out"):
+        s.add_argument(arg, required=True)
     s.add_argument("--teacher", required=True, help="a teacher run directory")
     s.add_argument("--student", nargs="+", required=True, metavar="NAME=RUN_DIR")
-    s.add_argument("--out", required=True)
-    s.add_argument("--points-out", required=True)
     s.set_defaults(func=cmd_fits)
 
-    s = sub.add_parser("study", help="compare variants: gap closed, rejection, tor_multitask - tor, per noise level")
-    s.add_argument("--runs", nargs="+", required=True, metavar="VARIANT=RUNS_CSV", help="each variant's runs table")
-    s.add_argument("--metric", default="rmse")
-    s.add_argument("--csv", required=True)
-    s.add_argument("--md", required=True)
-    s.add_argument("--title", default="")
-    s.set_defaults(func=cmd_study)
+    for name, label, helps in (
+            ("study", "VARIANT", "compare variants: gap closed, rejection, tor_multitask - tor, per noise level"),
+            ("benchmark-summary", "DATASET", "the benchmark suite across datasets: error relative to scratch, gap "
+             "closed, mean rank, best or tied-best counts")):
+        s = sub.add_parser(name, help=helps)
+        s.add_argument("--runs", nargs="+", required=True, metavar=f"{label}=RUNS_CSV", help="each runs table")
+        s.add_argument("--metric", default="rmse")
+        s.add_argument("--csv", required=True)
+        s.add_argument("--md", required=True)
+        s.add_argument("--title", default="")
+        if name == "benchmark-summary":
+            s.add_argument("--long", required=True, help="per-dataset CSV out (--csv: across datasets)")
+        s.set_defaults(func=cmd_study if name == "study" else cmd_benchmark_summary)
 
     s = sub.add_parser("plot", help="draw a figure from plot data")
     s.add_argument("kind", choices=sorted(PLOTS))
@@ -370,8 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("evaluate", help="recompute a checkpoint's test metrics")
-    s.add_argument("--checkpoint", required=True)
-    s.add_argument("--data", required=True)
+    for arg in ("--checkpoint", "--data"):
+        s.add_argument(arg, required=True)
     s.add_argument("--out")
     s.set_defaults(func=cmd_evaluate)
     return p

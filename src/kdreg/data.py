@@ -27,6 +27,7 @@ class Dataset:
     task: str = "regression"  # "gaze": (pitch, yaw) labels, scored by angular error too
     e_dev: np.ndarray | None = None   # (N, E) extra inputs joined before the last layer (head pose), or None
     e_test: np.ndarray | None = None  # (M, E)
+    feature_names: list[str] | None = None  # a table's input columns after one-hot encoding, in x's order
 
     def __post_init__(self):
         check_labels(self.y_dev, "y_dev")
@@ -58,6 +59,8 @@ class Dataset:
     def save(self, path) -> None:
         from kdreg.io import save_npz
         extra = {} if self.e_dev is None else {"e_dev": self.e_dev, "e_test": self.e_test}
+        if self.feature_names is not None:
+            extra["feature_names"] = np.array(self.feature_names, dtype=str)
         save_npz(path, checksum=True, x_dev=self.x_dev, y_dev=self.y_dev, val=self.val, x_test=self.x_test,
                  y_test=self.y_test, name=np.array(self.name), task=np.array(self.task), **extra)
 
@@ -67,7 +70,8 @@ class Dataset:
         arrays = load_npz(path, ("x_dev", "y_dev", "val", "x_test", "y_test"))
         return cls(**{k: arrays[k] for k in ("x_dev", "y_dev", "val", "x_test", "y_test")},
                    name=str(arrays.get("name", "dataset")), task=str(arrays.get("task", "regression")),
-                   e_dev=arrays.get("e_dev"), e_test=arrays.get("e_test"))
+                   e_dev=arrays.get("e_dev"), e_test=arrays.get("e_test"),
+                   feature_names=None if arrays.get("feature_names") is None else arrays["feature_names"].tolist())
 
 
 def check_finite(a: np.ndarray, name: str) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from kdreg import layout
 from kdreg.data import Dataset
 from kdreg.io import load_npz, provenance, save_checkpoint, save_json, save_npz, save_yaml
@@ -18,12 +20,23 @@ from kdreg.models import TwoHeadOutput
 from kdreg.noise import NoisyLabels
 
 
-def save_run(out: Path, kind: str, run: dict, config: dict, result, metrics: dict, arrays: dict) -> None:
+def resolved(ds: Dataset, model_config: dict, states: list[dict]) -> dict:
+    """What the params left to the data, as this run resolved it: the input columns, the split sizes and the
+    model's architecture and size (``config.yaml``'s ``resolved``; ``kdreg check`` prints the same)."""
+    n_inputs = int(np.prod(ds.x_dev.shape[1:]))
+    return {"features": list(ds.feature_names) if ds.feature_names is not None else f"{n_inputs} inputs",
+            "splits": {"train": int((~ds.val).sum()), "val": int(ds.val.sum()), "test": int(len(ds.y_test))},
+            "model": dict(model_config), "parameters": int(sum(v.numel() for v in states[0].values()))}
+
+
+def save_run(out: Path, kind: str, run: dict, config: dict, result, metrics: dict, arrays: dict,
+             ds: Dataset) -> None:
     """Write one finished run; ``result`` is a TeacherResult or StudentResult."""
     out = Path(out)
     prov = provenance()
     states = result.states if hasattr(result, "states") else [result.state]
-    save_yaml(out / "config.yaml", {**run, "config": config, "provenance": prov})
+    save_yaml(out / "config.yaml", {**run, "config": config, "resolved": resolved(ds, result.model_config, states),
+                                    "provenance": prov})
     save_checkpoint(out / "model.pt", {
         "kind": kind, "run": run, "config": config, "provenance": prov, "model_config": result.model_config,
         "states": states, "head": metrics.get("head"), "y_scaler": result.y_scaler.to_dict(),
@@ -39,14 +52,14 @@ def _run(ds: Dataset, noisy: NoisyLabels, seed: int, model: str) -> dict:
 
 def save_teacher_run(out, ds: Dataset, noisy: NoisyLabels, seed: int, config: dict, res) -> None:
     save_run(out, "teacher", _run(ds, noisy, seed, "teacher"), config, res, res.metrics,
-             {"t_dev": res.t_dev, "t_test": res.t_test})
+             {"t_dev": res.t_dev, "t_test": res.t_test}, ds)
 
 
 def save_student_run(out, ds: Dataset, noisy: NoisyLabels, seed: int, method: str, config: dict, res) -> None:
     run = _run(ds, noisy, seed, method)
     pred = res.test_pred
     arrays = {"label": pred.label, "teacher": pred.teacher} if isinstance(pred, TwoHeadOutput) else {"label": pred}
-    save_run(out, "student", run, config, res, res.metrics, arrays)
+    save_run(out, "student", run, config, res, res.metrics, arrays, ds)
 
 
 def _resume_dir(out_dir: str) -> Path:

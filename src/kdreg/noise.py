@@ -5,7 +5,7 @@ import numpy as np
 
 from kdreg.seeding import rng
 
-KINDS = ("replace", "gaussian")
+KINDS = ("replace", "gaussian", "resample")
 
 
 def level_tag(level: float) -> str:
@@ -23,6 +23,10 @@ def corrupt(y: np.ndarray, kind: str = "replace", level: float = 0.0, seed: int 
       ``spread`` of that range on each side. ``mask`` marks them.
     - ``gaussian``: every sample gets ``y + N(0, (level·σ_y)²)`` with σ_y the per-dimension std of ``y``;
       ``mask`` is all True when ``level > 0``.
+    - ``resample`` (realistic for real tables: a record mixed up with another): exactly ``round(level·N)``
+      samples, drawn without replacement, get the whole clean label of another sample drawn uniformly from the
+      other N − 1, so every noisy label is one the data holds (no negative price or mpg). ``mask`` marks them.
+      A sample may draw an equal label (duplicates in the data): it stays marked.
     """
     y = np.asarray(y)
     if kind not in KINDS:
@@ -46,6 +50,15 @@ def corrupt(y: np.ndarray, kind: str = "replace", level: float = 0.0, seed: int 
         lo, hi = y2.min(axis=0), y2.max(axis=0)
         width = hi - lo
         noisy[idx] = gen.uniform(lo - spread * width, hi + spread * width, size=(len(idx), y2.shape[1]))
+    elif kind == "resample":
+        mask = np.zeros(n, dtype=bool)
+        idx = gen.choice(n, size=int(round(level * n)), replace=False)
+        mask[idx] = True
+        if n < 2 and len(idx):
+            raise ValueError("resample noise needs at least 2 labels to swap one for another")
+        other = gen.integers(0, n - 1, size=len(idx))
+        other += other >= idx  # uniform over the n - 1 samples other than i itself
+        noisy[idx] = y2[other]
     else:
         sigma = y2.std(axis=0)
         noisy = y2 + gen.normal(size=y2.shape) * (level * sigma)

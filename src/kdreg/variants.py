@@ -16,6 +16,7 @@ import re
 
 VARIANT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 DEFAULT = "default"  # the params without overrides, where a study lists it
+BENCHMARK = "benchmark"  # the suite of real tables (params.yaml ``benchmark:``), run like a variant
 SEPARATOR = "-"  # neither dataset nor variant names may hold it, so a results name splits unambiguously
 # Keys a variant may not change, and why: the fix the error message offers.
 FIXED = {
@@ -43,6 +44,8 @@ def runs_for(params: dict, variant: str, dataset: str) -> bool:
     runs for X alone; one that overrides only shared keys (noise, methods, ...) runs for every enabled dataset."""
     if not variant:
         return True
+    if variant == BENCHMARK:
+        return dataset in benchmark_datasets(params)
     named = {key.split(".")[1] for key in params["variants"][variant] if key.startswith("datasets.")}
     return not named or dataset in named
 
@@ -62,11 +65,11 @@ def _fixed_reason(params: dict, key: str) -> str | None:
     return None
 
 
-def apply_overrides(params: dict, overrides: dict, variant: str) -> dict:
+def apply_overrides(params: dict, overrides: dict, variant: str, section: str = "variants") -> dict:
     """A deep copy of ``params`` with each ``dotted.key: value`` of ``overrides`` set."""
     out = copy.deepcopy(params)
     for key, value in overrides.items():
-        where = f"variants.{variant}: {key}"
+        where = f"{section}.{variant}: {key}"
         reason = _fixed_reason(params, key)
         if reason:
             raise ValueError(f"{where} cannot be overridden ({reason}); remove it from the variant")
@@ -98,9 +101,9 @@ def resolve(params: dict, schema_path, source: str = "params.yaml") -> dict[str,
     from kdreg.config import check_params, validate_params
     out = {"": params}
     for name, overrides in (params.get("variants") or {}).items():
-        if not VARIANT_NAME.match(str(name)) or name == DEFAULT:
+        if not VARIANT_NAME.match(str(name)) or name in (DEFAULT, BENCHMARK):
             raise ValueError(f"{source}: variant name {name!r} must be lowercase letters, digits and underscores "
-                             "(it names files and metric keys), and not 'default'")
+                             "(it names files and metric keys), and not 'default' or 'benchmark'")
         if not isinstance(overrides, dict) or not overrides:
             raise ValueError(f"{source}: variants.{name} must map dotted params keys to values, e.g. "
                              "{datasets.sinusoid.teacher.loss: huber}")
@@ -110,6 +113,9 @@ def resolve(params: dict, schema_path, source: str = "params.yaml") -> dict[str,
         validate_params(resolved, schema_path, where)
         check_params(resolved, where)
         out[name] = resolved
+    suite = benchmark_params(params, schema_path, source)
+    if suite is not None:
+        out[BENCHMARK] = suite
     for study, names in (params.get("studies") or {}).items():
         unknown = [n for n in names if n != DEFAULT and n not in out]
         if unknown:
@@ -121,3 +127,35 @@ def resolve(params: dict, schema_path, source: str = "params.yaml") -> dict[str,
 def study_members(study: list[str]) -> list[str]:
     """Variant names of a study, with ``default`` as the empty name of the un-overridden params."""
     return ["" if n == DEFAULT else n for n in study]
+
+
+def benchmark_datasets(params: dict) -> list[str]:
+    """The datasets of the benchmark suite; [] when ``benchmark.enabled`` is false."""
+    suite = params.get("benchmark") or {}
+    return list(suite.get("datasets") or []) if suite.get("enabled") else []
+
+
+def benchmark_params(params: dict, schema_path, source: str = "params.yaml") -> dict | None:
+    """The params of the benchmark suite, or None when it is off: ``benchmark.overrides`` applied, then
+    ``benchmark.dataset_overrides`` in each suite dataset's entry, and exactly the suite's datasets enabled (they
+    are entries of ``datasets:``, usually disabled in the default params)."""
+    from kdreg.config import check_params, validate_params
+    suite = params.get("benchmark") or {}
+    if not suite.get("enabled"):
+        return None
+    names = list(suite.get("datasets") or [])
+    unknown = [d for d in names if d not in params["datasets"]]
+    if not names or unknown:
+        what = f"unknown: {unknown}" if unknown else "none listed"
+        raise ValueError(f"{source}: benchmark.datasets must name entries of datasets: ({what}; have: "
+                         f"{', '.join(params['datasets'])}); fix the names or set benchmark.enabled: false")
+    resolved = apply_overrides(params, suite.get("overrides") or {}, "overrides", "benchmark")
+    per_dataset = {f"datasets.{d}.{k}": v for d in names for k, v in (suite.get("dataset_overrides") or {}).items()}
+    resolved = apply_overrides(resolved, per_dataset, "dataset_overrides", "benchmark")
+    for name, cfg in resolved["datasets"].items():
+        cfg["enabled"] = name in names
+    resolved["variants"], resolved["studies"] = {}, {}
+    where = f"{source}, benchmark (datasets {', '.join(names)})"
+    validate_params(resolved, schema_path, where)
+    check_params(resolved, where)
+    return resolved

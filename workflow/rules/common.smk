@@ -24,8 +24,10 @@ except ValueError as err:
 
 DATASETS = layout.enabled_datasets(config)
 # A results name is a dataset under the default params ("sinusoid") or under a variant ("sinusoid-teacher_huber").
-NAMES = {variants.result_name(d, v): (d, p) for v, p in VARIANTS.items() for d in DATASETS
+# The benchmark suite ("boston-benchmark") runs like a variant whose params enable the suite's tables.
+NAMES = {variants.result_name(d, v): (d, p) for v, p in VARIANTS.items() for d in layout.enabled_datasets(p)
          if variants.runs_for(config, v, d)}
+BENCHMARK_NAMES = [variants.result_name(d, variants.BENCHMARK) for d in variants.benchmark_datasets(config)]
 # A unit trains independently: a dataset, or one leave-one-person-out fold of it (mpiigaze.p03).
 UNITS = {name: layout.units(p, d) for name, (d, p) in NAMES.items()}
 PATHS = {(name, u): layout.Paths(p, u) for name, (d, p) in NAMES.items() for u in UNITS[name]}

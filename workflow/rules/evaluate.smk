@@ -22,8 +22,8 @@ rule aggregate:
         runs=lambda w: runs_tables(w.name),
         code=code("aggregate"),
     output:
-        **{role: RESULTS[role] for role in ("runs", "metrics", "table_md", "table_csv", "error", "error_wide",
-                                             "rejection")},
+        **{role: RESULTS[role] for role in ("runs", "metrics", "table_md", "error", "error_wide", "rejection")},
+        table_csv=report(RESULTS["table_csv"], caption="../report/results_table.rst", category="{name}"),
     params:
         metric=lambda w: KINDS[w.name].metric,
         methods=lambda w: methods_of(w.name),

@@ -32,7 +32,7 @@ rule plot_error_vs_noise:
         data=RESULTS["error"],
         code=code("plot"),
     output:
-        RESULTS["figure_error"],
+        report(RESULTS["figure_error"], caption="../report/error_vs_noise.rst", category="{name}"),
     params:
         title=lambda w: title(w.name, "test error vs label noise"),
     log:
@@ -49,7 +49,7 @@ rule plot_fits:
         points=RESULTS["fits_points"],
         code=code("plot"),
     output:
-        RESULTS["figure_fits"],
+        report(RESULTS["figure_fits"], caption="../report/fits.rst", category="{name}"),
     params:
         title=lambda w: title(w.name, "fits at p = {fits_level:g}, seed {fits_seed}".format(**fits(w.name)[0]["figures"])),
     log:
@@ -65,7 +65,7 @@ rule plot_rejection:
         data=RESULTS["rejection"],
         code=code("plot"),
     output:
-        RESULTS["figure_rejection"],
+        report(RESULTS["figure_rejection"], caption="../report/rejection.rst", category="{name}"),
     params:
         title=lambda w: title(w.name, "TOR rejection quality"),
     log:

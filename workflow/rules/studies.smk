@@ -9,7 +9,8 @@ rule study:
         runs=lambda w: list(study_runs(w).values()),
         code=code("study"),
     output:
-        csv="results/tables/studies/{dataset}/{study}.csv",
+        csv=report("results/tables/studies/{dataset}/{study}.csv", caption="../report/study_table.rst",
+                   category="Studies", subcategory="{dataset} {study}"),
         md="results/tables/studies/{dataset}/{study}.md",
     params:
         runs=lambda w: [f"{v}={path}" for v, path in study_runs(w).items()],
@@ -29,7 +30,8 @@ rule plot_study:
         data="results/tables/studies/{dataset}/{study}.csv",
         code=code("plot"),
     output:
-        "results/figures/studies/{dataset}/{study}_{plot}.png",
+        report("results/figures/studies/{dataset}/{study}_{plot}.png", caption="../report/study_figure.rst",
+               category="Studies", subcategory="{dataset} {study}"),
     wildcard_constraints:
         plot="gap|rejection|difference",
     params:

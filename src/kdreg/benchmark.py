@@ -1,0 +1,130 @@
+"""The benchmark suite's summary across datasets (params.yaml ``benchmark:``): how each student compares with
+training from scratch on every real table, at every noise level.
+
+Per dataset, level and model (from each dataset's runs table): the mean test error over seeds with its 95% CI,
+the error relative to scratch's mean, the share of the scratch→oracle gap closed ``(scratch − m) / (scratch −
+oracle)``, the rank among the students (the oracle, which sees clean labels, and the teacher are references, not
+ranked), and whether the model is *best or tied-best*: its 95% CI overlaps the CI of the best student's mean.
+
+Across datasets: the geometric mean of the relative error (ratios average multiplicatively), the mean and the
+median of the gap closed (the median resists a dataset whose gap is tiny), the mean rank, and the number of
+datasets where the model is best or tied-best.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kdreg.methods import BASELINE, BOUND, TEACHER
+from kdreg.noise import level_tag
+from kdreg.results import average_folds, ci95, markdown
+
+REFERENCES = (BOUND, TEACHER)  # not students: drawn and tabled, never ranked
+HEADLINE_LEVELS = (0.2, 0.4)   # the levels the suite's verdict is stated at
+
+
+def per_dataset(runs: dict[str, pd.DataFrame], metric: str) -> pd.DataFrame:
+    """Long table: one row per (dataset, noise level, model)."""
+    rows = []
+    for dataset, df in runs.items():
+        df, _ = average_folds(df)
+        for level, g in df.groupby("noise_level", sort=True):
+            stats = {m: (gm[metric].mean(), ci95(gm[metric].to_numpy(dtype=float)), len(gm))
+                     for m, gm in g.groupby("model")}
+            scratch = stats[BASELINE][0] if BASELINE in stats else np.nan
+            oracle = stats[BOUND][0] if BOUND in stats else np.nan
+            students = {m: s for m, s in stats.items() if m not in REFERENCES}
+            best = min(students, key=lambda m: students[m][0]) if students else None
+            order = sorted(students, key=lambda m: students[m][0])
+            for model, (mean, ci, n) in stats.items():
+                gap = (scratch - mean) / (scratch - oracle) if level > 0 and scratch - oracle > 0 else np.nan
+                tied = np.nan
+                if model in students:
+                    b_mean, b_ci = students[best][:2]
+                    tied = float(mean - np.nan_to_num(ci) <= b_mean + np.nan_to_num(b_ci))
+                rows.append({"dataset": dataset, "noise_level": level, "model": model, "n": n, "mean": mean,
+                             "ci95": ci, "relative": mean / scratch, "gap_closed": gap,
+                             "rank": order.index(model) + 1 if model in students else np.nan, "best_or_tied": tied})
+    return pd.DataFrame(rows)
+
+
+def across(long: pd.DataFrame) -> pd.DataFrame:
+    """One row per (noise level, model): the suite's summary."""
+    rows = []
+    for (level, model), g in long.groupby(["noise_level", "model"], sort=True):
+        rows.append({"noise_level": level, "model": model, "datasets": g.dataset.nunique(),
+                     "relative_geomean": float(np.exp(np.log(g.relative).mean())),
+                     "gap_closed_mean": g.gap_closed.mean() if g.gap_closed.notna().any() else np.nan,
+                     "gap_closed_median": g.gap_closed.median() if g.gap_closed.notna().any() else np.nan,
+                     "rank_mean": g["rank"].mean() if g["rank"].notna().any() else np.nan,
+                     "best_or_tied": int(g.best_or_tied.fillna(0).sum()) if model not in REFERENCES else np.nan})
+    return pd.DataFrame(rows)
+
+
+def _model_order(summary: pd.DataFrame) -> list[str]:
+    """Students by mean rank at the highest level, best first; then the references."""
+    top = summary[summary.noise_level == summary.noise_level.max()].set_index("model")
+    students = sorted((m for m in top.index if m not in REFERENCES), key=lambda m: top.loc[m, "rank_mean"])
+    return students + [m for m in REFERENCES if m in top.index]
+
+
+def _grid(summary: pd.DataFrame, column: str, fmt, levels) -> pd.DataFrame:
+    rows = []
+    for model in _model_order(summary):
+        sub = summary[summary.model == model].set_index("noise_level")[column]
+        rows.append({"model": model, **{f"p={level_tag(lv)}": fmt(sub.get(lv, np.nan)) for lv in levels}})
+    return pd.DataFrame(rows)
+
+
+def _fmt(spec: str, scale: float = 1.0):
+    return lambda v: "" if v is None or pd.isna(v) else f"{v * scale:{spec}}"
+
+
+def summary_markdown(long: pd.DataFrame, summary: pd.DataFrame, title: str = "") -> str:
+    levels = sorted(long.noise_level.unique())
+    noisy = [lv for lv in levels if lv > 0]
+    n = long.dataset.nunique()
+    parts = [title] if title else []
+    parts.append(markdown(_grid(summary, "rank_mean", _fmt(".2f"), levels),
+                          f"Mean rank among the students across the {n} datasets (1 = lowest test error; the oracle "
+                          "and the teacher are references, not ranked):"))
+    parts.append(markdown(_grid(summary, "best_or_tied", _fmt(".0f"), levels),
+                          f"Datasets (of {n}) where the model is best or tied-best (its 95% CI overlaps the best "
+                          "student's):"))
+    parts.append(markdown(_grid(summary, "relative_geomean", _fmt(".3f"), levels),
+                          "Test error relative to scratch, geometric mean across datasets (< 1: better than "
+                          "scratch):"))
+    parts.append(markdown(_grid(summary, "gap_closed_mean", _fmt(".1f", 100), noisy),
+                          "Share of the scratch→oracle gap closed, mean across datasets (%; a dataset whose gap is "
+                          "tiny swings the mean, see the gap sizes below):"))
+    parts.append(markdown(_grid(summary, "gap_closed_median", _fmt(".1f", 100), noisy),
+                          "Share of the scratch→oracle gap closed, median across datasets (%):"))
+    oracle = long[long.model == BOUND].pivot(index="noise_level", columns="dataset", values="relative")
+    parts.append(markdown(oracle.map(lambda v: f"{v:.3f}").reset_index().assign(
+        noise_level=lambda d: [f"p={level_tag(v)}" for v in d.noise_level]),
+        "The gap's size: the oracle's test error relative to scratch's, per dataset (1.000: no gap to close):"))
+    for level in [lv for lv in HEADLINE_LEVELS if lv in levels]:
+        sub = long[long.noise_level == level]
+        cell = lambda r: ("" if pd.isna(r.gap_closed) else f"{100 * r.gap_closed:.0f}%") + \
+            (" ★" if r.best_or_tied == 1 else "")
+        wide = sub.assign(cell=[cell(r) for r in sub.itertuples()]).pivot(index="model", columns="dataset",
+                                                                          values="cell")
+        wide = wide.reindex([m for m in _model_order(summary) if m in wide.index]).fillna("")
+        parts.append(markdown(wide.reset_index(), f"Gap closed per dataset at p = {level_tag(level)} (★: best or "
+                                                  "tied-best student):"))
+    return "\n\n".join(parts) + "\n"
+
+
+def summarize(runs_csvs: dict[str, str], metric: str, long_out: str, summary_out: str, md_out: str,
+              title: str = "") -> pd.DataFrame:
+    """Read each dataset's runs table (``{dataset: path}``); write the per-dataset long CSV, the across-datasets
+    CSV (the summary figure's data) and the markdown summary, each atomically."""
+    from kdreg.io import atomic_path
+    long = per_dataset({d: pd.read_csv(p) for d, p in runs_csvs.items()}, metric)
+    summary = across(long)
+    for frame, out in ((long, long_out), (summary, summary_out)):
+        with atomic_path(out) as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(md_out) as tmp:
+        tmp.write_text(summary_markdown(long, summary, title))
+    return summary
