@@ -72,13 +72,10 @@ def _resolved_table(params: dict, dataset: str) -> list[str]:
     from kdreg.inputs import default_models
     from kdreg.methods import get_method
     from kdreg.tabular import table_dataset
-    import contextlib
-    import io
-    cfg = params["datasets"][dataset]
-    with contextlib.redirect_stdout(io.StringIO()) as notices:
-        ds = table_dataset(dataset, cfg)
+    cfg, notices = params["datasets"][dataset], []
+    ds = table_dataset(dataset, cfg, notice=notices.append)
     n_in = ds.x_dev.shape[1]
-    lines = [f"note: {line.split(': ', 2)[-1]}" for line in notices.getvalue().splitlines()]
+    lines = [f"note: {message.split(': ', 2)[-1]}" for message in notices]
     lines += [f"features ({n_in}): {', '.join(ds.feature_names)}",
              f"splits: train {int((~ds.val).sum())}, val {int(ds.val.sum())}, test {len(ds.y_test)} rows; "
              f"target {cfg['target']}"]

@@ -159,13 +159,13 @@ def _is_text(s: pd.Series) -> bool:
     return pd.to_numeric(s, errors="coerce").notna().sum() < 0.5 * s.notna().sum()
 
 
-def _default_features(df, skip, at, path) -> list[str]:
+def _default_features(df, skip, at, path, notice) -> list[str]:
     """``features: null``: every column not in ``skip``, leaving out row indexes with a notice."""
     features = []
     for c in (c for c in df.columns if c not in skip):
         why = _index_like(df[c])
         if why:
-            print(f"{at}: {path}: leaving out column {c!r} ({why}); list it in {at}.features to use it as an input")
+            notice(f"{at}: {path}: leaving out column {c!r} ({why}); list it in {at}.features to use it as an input")
             continue
         features.append(c)
     return features
@@ -196,7 +196,7 @@ def _categories(df, cols, forced, max_categories, at, path, problems) -> dict[st
     return out
 
 
-def _one_hot(df, features, categories, at, path) -> tuple[pd.DataFrame, list[str]]:
+def _one_hot(df, features, categories, at, path, notice) -> tuple[pd.DataFrame, list[str]]:
     """The feature frame with each categorical column replaced by one 0/1 column per value, in place."""
     cols, names = {}, []
     for c in features:
@@ -209,7 +209,7 @@ def _one_hot(df, features, categories, at, path) -> tuple[pd.DataFrame, list[str
             names.append(c)
             cols[c] = df[c]
     if categories:
-        print(f"{at}: {path}: one-hot encoding " + "; ".join(f"{c!r} into {len(v)} columns ({', '.join(v[:6])}"
+        notice(f"{at}: {path}: one-hot encoding " + "; ".join(f"{c!r} into {len(v)} columns ({', '.join(v[:6])}"
                                                               f"{', ...' if len(v) > 6 else ''})"
                                                               for c, v in categories.items()))
     return pd.DataFrame(cols, index=df.index), names
@@ -237,8 +237,9 @@ def _numeric(df, cols, at, path, problems) -> np.ndarray:
     return out
 
 
-def _build(name: str, cfg: dict, problems: list[str]) -> Dataset | None:
-    """The dataset, or None with ``problems`` appended to (every one found, not just the first)."""
+def _build(name: str, cfg: dict, problems: list[str], notice) -> Dataset | None:
+    """The dataset, or None with ``problems`` appended to (every one found, not just the first); ``notice`` gets
+    each column left out or encoded."""
     path, at = source_label(cfg), f"datasets.{name}"
     df = read_source(name, cfg)
     targets = list(cfg["target"]) if isinstance(cfg["target"], (list, tuple)) else [cfg["target"]]
@@ -262,7 +263,7 @@ def _build(name: str, cfg: dict, problems: list[str]) -> Dataset | None:
                         "input or label: remove it from there")
     if problems:
         return None
-    features = listed or _default_features(df, targets + ([split_col] if split_col else []), at, path)
+    features = listed or _default_features(df, targets + ([split_col] if split_col else []), at, path, notice)
     outside = [c for c in forced if c not in features]
     if outside:
         problems.append(f"{at}.categorical: {outside} are not among the features {features}; add them to "
@@ -272,7 +273,7 @@ def _build(name: str, cfg: dict, problems: list[str]) -> Dataset | None:
         problems.append(f"{at}.features: {path}: no feature columns besides {targets}; name them in {at}.features")
     if problems:
         return None
-    frame, names = _one_hot(df, features, categories, at, path)
+    frame, names = _one_hot(df, features, categories, at, path, notice)
     x, y = _numeric(frame, names, at, path, problems), _numeric(df, targets, at, path, problems)
     n = len(df)
     if split_col:
@@ -301,11 +302,11 @@ def _build(name: str, cfg: dict, problems: list[str]) -> Dataset | None:
                    name=name, task="regression", feature_names=names)
 
 
-def table_dataset(name: str, cfg: dict) -> Dataset:
+def table_dataset(name: str, cfg: dict, notice=print) -> Dataset:
     """Build the dataset ``name`` from its params section ``cfg`` (see the module docstring); a ValueError lists
     every problem found, one per line."""
     problems: list[str] = []
-    ds = _build(name, cfg, problems)
+    ds = _build(name, cfg, problems, notice)
     if problems:
         raise ValueError("\n".join(problems))
     return ds
@@ -314,12 +315,9 @@ def table_dataset(name: str, cfg: dict) -> Dataset:
 def validate_table(name: str, cfg: dict) -> list[str]:
     """Every problem of the table entry ``name`` as a complete message ([] when it loads), without raising: reads
     the table as :func:`table_dataset` does (numpy and pandas only), for a check before any job runs."""
-    import contextlib
-    import io
     problems: list[str] = []
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # notices are for the run's log, not every parse
-            _build(name, cfg, problems)
+        _build(name, cfg, problems, notice=lambda message: None)  # notices are for the run's log, not every parse
     except (OSError, ValueError) as err:
         problems.append(str(err))
     return problems
