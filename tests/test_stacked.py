@@ -8,7 +8,7 @@ from kdreg.losses import METHODS, get_loss
 from kdreg.models import TwoHeadOutput, create_model
 from kdreg.noise import NoisyLabels
 from kdreg.stacked import StackedMLP
-from kdreg.train import train_student, train_students, train_teacher, train_teachers
+from kdreg.train import train_method_students, train_student, train_students, train_teacher, train_teachers
 
 MEMBERS = [(0.0, 0), (0.3, 1), (0.3, 2)]
 TEACHER = {"model": {"hidden": [16, 16]}, "train": {"epochs": 60, "lr": 0.01, "eval_every": 5}}
@@ -39,6 +39,46 @@ def test_stacked_forward_equals_each_model():
     # the unstacked state dicts load into the single architecture
     for state, m in zip(stack.state_dicts(), models):
         m.load_state_dict(state)
+
+
+@pytest.mark.parametrize("arch", [
+    {"in_dim": 1, "out_dim": 1, "hidden": [8, 6]},                       # outer-product first layer, dot-product head
+    {"in_dim": 3, "out_dim": 2, "hidden": [5], "heads": 2},             # batched matmuls, two heads
+    {"in_dim": 1, "out_dim": 1, "hidden": [4], "heads": 2},             # the paper's student
+    {"in_dim": 2, "out_dim": 1, "hidden": [6, 1, 4], "activation": "relu"},  # a one-wide hidden layer
+])
+@pytest.mark.parametrize("batched_input", [False, True])
+def test_written_out_backward_equals_autograd_of_each_model(arch, batched_input):
+    """The stack's written-out forward and backward give each model the output and gradients that autograd
+    gives the single model (float64, so only the formulas are compared)."""
+    models = []
+    for s in range(3):
+        torch.manual_seed(s)
+        models.append(create_model(arch).double())
+    stack = StackedMLP(models).double()
+    assert stack.fused is not None
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 9, arch["in_dim"], generator=g, dtype=torch.float64) if batched_input else \
+        torch.randn(9, arch["in_dim"], generator=g, dtype=torch.float64)
+    weights = [torch.randn(3, 9, arch["out_dim"], generator=g, dtype=torch.float64) for _ in range(2)]
+
+    def scalar(out, b=None):
+        heads = list(out) if isinstance(out, TwoHeadOutput) else [out]
+        pick = (lambda h, w: (h * w).sum()) if b is None else (lambda h, w: (h * w[b]).sum())
+        return sum(pick(h, w) for h, w in zip(heads, weights))
+
+    scalar(stack(x)).backward()
+    for b, m in enumerate(models):
+        out = m(x[b] if batched_input else x)
+        scalar(out, b).backward()
+        stacked_out = stack(x)
+        heads = zip(stacked_out, out) if isinstance(out, TwoHeadOutput) else [(stacked_out, out)]
+        for hs, h1 in heads:
+            assert torch.allclose(hs[b], h1, atol=1e-12)
+        linears = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)]
+        for lin, w, bias in zip(linears, stack.weights, stack.biases):
+            assert torch.allclose(w.grad[b], lin.weight.grad.t(), atol=1e-12)
+            assert torch.allclose(bias.grad[b, 0], lin.bias.grad, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", list(METHODS))
@@ -87,6 +127,34 @@ def test_stacked_students_equal_one_at_a_time(group, method, batch_size):
                 assert res.metrics[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
         for k, v in alone.state.items():
             torch.testing.assert_close(res.state[k], v, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_every_method_in_one_stack_equals_each_method_alone(group, batch_size):
+    """All methods' students trained as one model (one- and two-headed stacks, one summed loss, one Adam step)
+    get what each method's own stack gives them: the methods do not leak into each other."""
+    ds, noisies, seeds = group
+    cfg = {**STUDENT, "train": {**STUDENT["train"], "batch_size": batch_size}}
+    configs = {m: {**cfg, "predict_head": "auto"} if METHODS[m].heads == 2 else cfg for m in METHODS}
+    t_devs = [ds.y_dev + 0.01] * len(seeds)
+    together = train_method_students(ds, noisies, t_devs, configs, seeds, "cpu")
+    assert list(together) == list(METHODS)
+    for method in METHODS:
+        alone = train_students(ds, noisies, t_devs, method, configs[method], seeds, "cpu")
+        for res, own in zip(together[method], alone):
+            for key, value in own.metrics.items():
+                if isinstance(value, float) and not np.isnan(value):
+                    assert res.metrics[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (method, key)
+                else:
+                    assert res.metrics[key] == value or (np.isnan(value) and np.isnan(res.metrics[key]))
+
+
+def test_methods_with_other_training_settings_train_apart(group):
+    ds, noisies, seeds = group
+    fast = {**STUDENT, "train": {**STUDENT["train"], "epochs": 20}}
+    out = train_method_students(ds, noisies, [ds.y_dev] * len(seeds), {"scratch": STUDENT, "kd": fast}, seeds, "cpu")
+    assert {r.metrics["epochs_trained"] for r in out["kd"]} == {20}
+    assert {r.metrics["epochs_trained"] for r in out["scratch"]} == {STUDENT["train"]["epochs"]}
 
 
 def test_teacher_patience_stops_each_teacher_as_it_would_alone(group):

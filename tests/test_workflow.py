@@ -14,17 +14,36 @@ from conftest import ROOT, copy_checkout, shrink, snakemake
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Jobs per rule; the combined student jobs (one rule each) also counted together, as ``train_students``."""
     stats = dry_run_output.split("Job stats:", 1)[1]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, flags=re.M)}
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, flags=re.M)}
+    for name, n in list(counts.items()):
+        combined = re.fullmatch(r"train_students_(independent|distilled)_[0-9a-f]{8}", name)
+        if combined:
+            kind = f"train_students_{combined.group(1)}"
+            counts[kind] = counts.get(kind, 0) + n
+            counts["train_students"] = counts.get("train_students", 0) + n
+    return counts
+
+
+def per_method_jobs(workdir):
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["pipeline"]["combine_methods"] = False
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
 
 
 def test_dry_run_has_the_expected_jobs(workdir):
     counts = job_counts(snakemake(workdir, "-n", "figures").stdout)
-    # 2 levels x 2 seeds = 4 models: one noise job each, one group for teachers, one per student method
+    # 2 levels x 2 seeds = 4 models: one noise job each, one group for teachers; the students in two jobs, the
+    # methods that read the teacher (tor, tor_multitask) and the one that does not (scratch)
     assert counts["make_data"] == 1 and counts["corrupt"] == 4
-    assert counts["train_teachers"] == 1 and counts["train_students"] == 3
+    assert counts["train_teachers"] == 1 and counts["train_students_independent"] == 1
+    assert counts["train_students_distilled"] == counts["train_students"] - 1 == 1
     assert counts["collect"] == counts["aggregate"] == counts["fits_data"] == 1
     assert counts["plot_error_vs_noise"] == counts["plot_fits"] == counts["plot_rejection"] == 1
+    # for a cluster: one job per method
+    per_method_jobs(workdir)
+    assert job_counts(snakemake(workdir, "-n", "figures").stdout)["train_students"] == 3
 
 
 def test_group_size_cuts_training_into_more_jobs(workdir):
@@ -32,7 +51,7 @@ def test_group_size_cuts_training_into_more_jobs(workdir):
     params["pipeline"]["group_size"] = 1
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     counts = job_counts(snakemake(workdir, "-n", "all").stdout)
-    assert counts["train_teachers"] == 4 and counts["train_students"] == 3 * 4
+    assert counts["train_teachers"] == 4 and counts["train_students"] == 2 * 4
 
 
 def test_default_params_dry_run(tmp_path):
@@ -47,9 +66,16 @@ def test_default_params_dry_run(tmp_path):
     assert counts["corrupt"] == 3 * 5 * 10 + len(suite) * 5 * bench_seeds
     assert counts["make_data"] == 2 + len(suite)
     assert counts["train_teachers"] == 8 + len(suite)
-    assert counts["train_students"] == 82 + len(suite) * len(params["methods"])
+    # students: per group, one job for the methods that read the teacher (a distinct teacher or student setting
+    # each: 12 on the sinusoid) and one for the rest (6 distinct: default, last epoch, gaussian, three sweep cells)
+    assert counts["train_students_distilled"] == 12 + len(suite)
+    assert counts["train_students_independent"] == 6 + len(suite)
     assert counts["aggregate"] == 1 + len(params["variants"]) + len(suite)
     assert counts["study"] == len(params["studies"]) and counts["benchmark_summary"] == 1
+    # one job per method instead: the same students, 82 jobs on the sinusoid
+    per_method_jobs(tmp_path)
+    counts = job_counts(snakemake(tmp_path, "-n", "all").stdout)
+    assert counts["train_students"] == 82 + len(suite) * len(params["methods"])
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -115,9 +141,14 @@ def test_pipeline_end_to_end(workdir):
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     dry = snakemake(workdir, "-n", "all").stdout
     counts = job_counts(dry)
-    assert counts["train_students"] == 2 and "train_teachers" not in counts and "corrupt" not in counts
-    trained = [m.group(1) for m in re.finditer(r"output: (models/\S+/students/(\w+)/g\S+)", dry)]
-    assert sorted(t.split("/students/")[1].split("/")[0] for t in trained) == ["tor", "tor_multitask"]
+    # the one student job of the methods that read the teacher (tor, tor_multitask) reruns, nothing else
+    assert counts["train_students"] == counts["train_students_distilled"] == 1
+    assert "train_teachers" not in counts and "corrupt" not in counts
+    trained = re.findall(r"models/\S+/students/(\w+)/g\S+", dry.split("rule train_students_distilled", 1)[1])
+    assert sorted(set(trained)) == ["tor", "tor_multitask"]
+    per_method_jobs(workdir)  # one job per method: only tor's and tor_multitask's
+    counts = job_counts(snakemake(workdir, "-n", "all").stdout)
+    assert counts["train_students"] == 2 and "train_teachers" not in counts
 
 
 @pytest.mark.slow

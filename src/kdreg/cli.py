@@ -150,9 +150,14 @@ def cmd_train_teachers(a) -> None:
 
 def cmd_train_students(a) -> None:
     from kdreg.jobs import run_students
+    if not len(a.method) == len(a.config) == len(a.out_dir):
+        raise ValueError(f"train-students takes one --config and one --out-dir per --method: got {len(a.method)} "
+                         f"methods, {len(a.config)} configs, {len(a.out_dir)} output directories")
+    if len(set(a.method)) < len(a.method):
+        raise ValueError(f"--method names a method twice: {a.method}")
     _threads(a.threads)
-    run_students(a.data, a.noisy_dir, _members(a.models), a.method, read_config(a.config), a.out_dir, a.teacher_dir,
-                 a.device, *_execution(a, "student"))
+    run_students(a.data, a.noisy_dir, _members(a.models), {m: read_config(c) for m, c in zip(a.method, a.config)},
+                 dict(zip(a.method, a.out_dir)), a.teacher_dir, a.device, *_execution(a, "student"))
 
 
 def cmd_collect(a) -> None:
@@ -263,13 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--spread", type=float, default=0.5)
     s.set_defaults(func=cmd_corrupt)
 
-    def train_args(s, out_help):
-        """Arguments of every training command."""
+    def train_args(s, out_help, many: bool = False):
+        """Arguments of every training command (``many``: one --config and --out-dir per method)."""
+        nargs = "+" if many else None
         s.add_argument("--data", required=True, help="the dataset file (clean.npz)")
-        s.add_argument("--config", required=True, help="run settings: a YAML/JSON file or inline JSON")
+        s.add_argument("--config", required=True, nargs=nargs, help="run settings: a YAML/JSON file or inline JSON")
         s.add_argument("--device", default="auto")
         s.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-        s.add_argument("--out-dir", required=True, help=out_help)
+        s.add_argument("--out-dir", required=True, nargs=nargs, help=out_help)
 
     def common_train(s):
         train_args(s, "the run directory")
@@ -287,8 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     common_train(s)
     s.set_defaults(func=cmd_train_student)
 
-    def group_train(s):
-        train_args(s, "group directory; one run directory per model inside")
+    def group_train(s, many: bool = False):
+        train_args(s, "group directory; one run directory per model inside" + (" (one per method)" if many else ""),
+                   many)
         s.add_argument("--noisy-dir", required=True, help="directory of the noisy labels p{level}_s{seed}.npz")
         s.add_argument("--models", nargs="+", required=True, metavar="LEVEL:SEED")
         s.add_argument("--stack", dest="stacked", action=argparse.BooleanOptionalAction, default=None,
@@ -301,10 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     group_train(s)
     s.set_defaults(func=cmd_train_teachers)
 
-    s = sub.add_parser("train-students", help="train a group of students of one method (one per LEVEL:SEED)")
-    s.add_argument("--method", required=True, help="a method of kdreg.methods.METHODS, e.g. tor_multitask")
+    s = sub.add_parser("train-students", help="train a group of students (one per LEVEL:SEED) of one or more "
+                       "methods, all methods in one stacked model")
+    s.add_argument("--method", required=True, nargs="+", help="methods of kdreg.methods.METHODS, e.g. tor_multitask")
     s.add_argument("--teacher-dir", help="the teachers' group directory (methods that use a teacher)")
-    group_train(s)
+    group_train(s, many=True)
     s.set_defaults(func=cmd_train_students)
 
     s = sub.add_parser("collect", help="gather every finished run's metrics into one CSV")
@@ -365,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from kdreg.memory import keep_freed_memory
+    keep_freed_memory()
     from kdreg.io import output_to
     with output_to(args.log) as report:
         try:

@@ -95,28 +95,32 @@ def run_teachers(data: str, noisy_dir: str, members: list[tuple[float, int]], co
     shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)  # every run is saved: the states are spent
 
 
-def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], method: str, config: dict,
-                 out_dir: str, teacher_dir: str | None, device: str = "auto", stacked: bool = True,
+def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], configs: dict[str, dict],
+                 out_dirs: dict[str, str], teacher_dir: str | None, device: str = "auto", stacked: bool = True,
                  stack_size: int = 0, checkpoint_every: int = 0) -> None:
-    """Train one ``method`` student for every (level, seed) in ``members`` from the cached teacher predictions
-    (resumable as in :func:`run_teachers`)."""
+    """Train one student of every method of ``configs`` (``{method: config}``) for every (level, seed) in
+    ``members`` from the cached teacher predictions, all methods in one stacked model
+    (:func:`kdreg.student.train_method_students`); method ``m``'s runs go to ``out_dirs[m]``. Resumable as in
+    :func:`run_teachers` (the state beside the first output directory)."""
     from kdreg.methods import get_method
-    from kdreg.student import train_students
+    from kdreg.student import train_method_students
     from kdreg.trainer import ResumeDir
     ds = Dataset.load(data)
-    needs_teacher = get_method(method).uses_teacher
-    if needs_teacher and not teacher_dir:
-        raise ValueError(f"method {method!r} needs the teacher's group directory (--teacher-dir)")
+    readers = [m for m in configs if get_method(m).uses_teacher]
+    if readers and not teacher_dir:
+        raise ValueError(f"methods {readers} need the teacher's group directory (--teacher-dir)")
     noisies = [_load_member(noisy_dir, level, seed) for level, seed in members]
-    if needs_teacher:
+    if readers:
         verify_group(teacher_dir)  # a damaged teacher is named here, with the fix, not met as a pickle error
     t_devs = [load_npz(Path(teacher_dir) / layout.member_name(level, seed) / "predictions.npz", ("t_dev",))["t_dev"]
-              if needs_teacher else None for level, seed in members]
-    resume = ResumeDir(_resume_dir(out_dir), checkpoint_every)
-    results = train_students(ds, noisies, t_devs, method, config, [seed for _, seed in members], device, stacked,
-                             stack_size, resume)
-    for (level, seed), noisy, res in zip(members, noisies, results):
-        save_student_run(Path(out_dir) / layout.member_name(level, seed), ds, noisy, seed, method, config, res)
-    write_manifest(out_dir)
-    shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)
-
+              if readers else None for level, seed in members]
+    first = next(iter(out_dirs.values()))
+    resume = ResumeDir(_resume_dir(first), checkpoint_every)
+    results = train_method_students(ds, noisies, t_devs, configs, [seed for _, seed in members], device, stacked,
+                                    stack_size, resume)
+    for method, out_dir in out_dirs.items():
+        for (level, seed), noisy, res in zip(members, noisies, results[method]):
+            save_student_run(Path(out_dir) / layout.member_name(level, seed), ds, noisy, seed, method,
+                             configs[method], res)
+        write_manifest(out_dir)
+    shutil.rmtree(_resume_dir(first), ignore_errors=True)

@@ -8,7 +8,38 @@ from torch import Tensor, nn
 
 from kdreg.heads import TwoHeadOutput, TwoHeadStudent, select_head  # noqa: F401  (public through kdreg.models)
 
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+
+def fast_tanh(z: Tensor, inplace: bool = False) -> Tensor:
+    """tanh(z) as 2·sigmoid(2z) − 1 on the CPU: torch.tanh's float kernel is ~2.4× slower than sigmoid there
+    (2.1 vs 0.88 ms for 1 M values, 2 threads, torch 2.13), and it is the teacher's costliest op after the matmuls.
+    Absolute error ≤ 2e-7 over the whole line (≈ 1.5 float32 ulps at ±1). On CUDA torch.tanh is as fast: used."""
+    if z.is_cuda:
+        return z.tanh_() if inplace else torch.tanh(z)
+    out = z.mul_(2) if inplace else z * 2
+    return torch.sigmoid(out, out=out).mul_(2).sub_(1)
+
+
+class _TanhFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z):
+        y = fast_tanh(z)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)  # grad · (1 − y²)
+
+
+class Tanh(nn.Module):
+    """nn.Tanh computed with :func:`fast_tanh`; its gradient comes from the output, as nn.Tanh's does."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        return _TanhFunction.apply(z)
+
+
+ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
 def mlp_backbone(in_dim: int, hidden: Sequence[int], activation: str = "tanh") -> nn.Sequential:

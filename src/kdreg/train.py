@@ -5,6 +5,6 @@ to tensors, architecture configs), :mod:`kdreg.teacher` and :mod:`kdreg.student`
 """
 from kdreg.inputs import Prepared, model_config, model_inputs, prepare  # noqa: F401
 from kdreg.metrics import task_metrics  # noqa: F401
-from kdreg.student import StudentResult, train_student, train_students  # noqa: F401
+from kdreg.student import StudentResult, train_method_students, train_student, train_students  # noqa: F401
 from kdreg.teacher import TeacherResult, train_teacher, train_teachers  # noqa: F401
 from kdreg.trainer import Inputs, Resume, ResumeDir, TrainSettings, fit, predict  # noqa: F401
