@@ -1,5 +1,6 @@
 """Shared fixtures: the committed params.yaml shrunk to a tiny CPU run of the real pipeline."""
 import copy
+import re
 import shutil
 import subprocess
 import sys
@@ -56,3 +57,9 @@ def copy_checkout(dest: Path) -> None:
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
+
+
+def rule_kind(name: str) -> str:
+    """A rule's kind: the grouped noise and student jobs are one rule each (``corrupt_1a2b3c4d``): ``corrupt``."""
+    m = re.fullmatch(r"(corrupt|train_students)_[0-9a-f]{8}", name)
+    return m.group(1) if m else name

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, copy_checkout, shrink
+from conftest import ROOT, copy_checkout, rule_kind, shrink
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +36,8 @@ def kdreg(checkout: Path, *args: str, check: bool = True) -> subprocess.Complete
 
 def job_lines(dry_run: str, field: str) -> list[tuple[str, str]]:
     """``(rule, value of field)`` for every job block of a dry run."""
-    return [(m.group(1), m.group(2)) for m in re.finditer(rf"^rule (\w+):\n(?:    .*\n)*?    {field}: (.*)$", dry_run,
-                                                          flags=re.M)]
+    return [(rule_kind(m.group(1)), m.group(2)) for m in re.finditer(rf"^rule (\w+):\n(?:    .*\n)*?    {field}: (.*)$",
+                                                                     dry_run, flags=re.M)]
 
 
 def rules_declaring(checkout: Path, source: str) -> set[str]:

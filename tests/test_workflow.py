@@ -10,35 +10,30 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, copy_checkout, shrink, snakemake
+from conftest import ROOT, copy_checkout, rule_kind, shrink, snakemake
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:
-    """Jobs per rule; the combined student jobs (one rule each) also counted together, as ``train_students``."""
-    stats = dry_run_output.split("Job stats:", 1)[1]
-    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, flags=re.M)}
-    for name, n in list(counts.items()):
-        combined = re.fullmatch(r"train_students_(independent|distilled)_[0-9a-f]{8}", name)
-        if combined:
-            kind = f"train_students_{combined.group(1)}"
-            counts[kind] = counts.get(kind, 0) + n
-            counts["train_students"] = counts.get("train_students", 0) + n
+    """Jobs per rule kind (the grouped noise and student jobs are a rule each, counted together)."""
+    stats = dry_run_output.split("Job stats:", 1)[1].split("\ntotal", 1)[0]  # the first table (it is printed twice)
+    counts = {}
+    for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, flags=re.M):
+        counts[rule_kind(m.group(1))] = counts.get(rule_kind(m.group(1)), 0) + int(m.group(2))
     return counts
 
 
 def per_method_jobs(workdir):
     params = yaml.safe_load((workdir / "params.yaml").read_text())
-    params["pipeline"]["combine_methods"] = False
+    params["pipeline"]["student_jobs"] = 0
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
 
 
 def test_dry_run_has_the_expected_jobs(workdir):
     counts = job_counts(snakemake(workdir, "-n", "figures").stdout)
-    # 2 levels x 2 seeds = 4 models: one noise job each, one group for teachers; the students in two jobs, the
-    # methods that read the teacher (tor, tor_multitask) and the one that does not (scratch)
-    assert counts["make_data"] == 1 and counts["corrupt"] == 4
-    assert counts["train_teachers"] == 1 and counts["train_students_independent"] == 1
-    assert counts["train_students_distilled"] == counts["train_students"] - 1 == 1
+    # 2 levels x 2 seeds = 4 models in one group: one noise job, one teacher job; its students in two jobs
+    # (pipeline.student_jobs), the 3 methods split between them
+    assert counts["make_data"] == 1 and counts["corrupt"] == 1
+    assert counts["train_teachers"] == 1 and counts["train_students"] == 2
     assert counts["collect"] == counts["aggregate"] == counts["fits_data"] == 1
     assert counts["plot_error_vs_noise"] == counts["plot_fits"] == counts["plot_rejection"] == 1
     # for a cluster: one job per method
@@ -51,7 +46,7 @@ def test_group_size_cuts_training_into_more_jobs(workdir):
     params["pipeline"]["group_size"] = 1
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     counts = job_counts(snakemake(workdir, "-n", "all").stdout)
-    assert counts["train_teachers"] == 4 and counts["train_students"] == 2 * 4
+    assert counts["corrupt"] == counts["train_teachers"] == 4 and counts["train_students"] == 2 * 4
 
 
 def test_default_params_dry_run(tmp_path):
@@ -62,14 +57,13 @@ def test_default_params_dry_run(tmp_path):
     # group per distinct teacher, and students only where their settings or their teacher differ; the benchmark
     # suite adds its tables: 5 levels x its seeds noise files, one teacher and one job per method each
     suite = params["benchmark"]["datasets"]
-    bench_seeds = params["benchmark"]["overrides"]["seeds"]
-    assert counts["corrupt"] == 3 * 5 * 10 + len(suite) * 5 * bench_seeds
+    assert counts["corrupt"] == 3 + len(suite)  # one job per group of noisy sets: all levels x seeds
     assert counts["make_data"] == 2 + len(suite)
     assert counts["train_teachers"] == 8 + len(suite)
-    # students: per group, one job for the methods that read the teacher (a distinct teacher or student setting
-    # each: 12 on the sinusoid) and one for the rest (6 distinct: default, last epoch, gaussian, three sweep cells)
-    assert counts["train_students_distilled"] == 12 + len(suite)
-    assert counts["train_students_independent"] == 6 + len(suite)
+    # students: a group's methods not trained by an earlier variant, in two jobs (pipeline.student_jobs): on the
+    # sinusoid 12 groups of students with something left to train (sweep_w4_n1000 shares all its students with
+    # the default and teacher_tukey), two jobs each; two per suite table
+    assert counts["train_students"] == 2 * 12 + 2 * len(suite)
     assert counts["aggregate"] == 1 + len(params["variants"]) + len(suite)
     assert counts["study"] == len(params["studies"]) and counts["benchmark_summary"] == 1
     # one job per method instead: the same students, 82 jobs on the sinusoid
@@ -141,11 +135,10 @@ def test_pipeline_end_to_end(workdir):
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     dry = snakemake(workdir, "-n", "all").stdout
     counts = job_counts(dry)
-    # the one student job of the methods that read the teacher (tor, tor_multitask) reruns, nothing else
-    assert counts["train_students"] == counts["train_students_distilled"] == 1
+    # the student jobs holding tor and tor_multitask rerun, nothing else
     assert "train_teachers" not in counts and "corrupt" not in counts
-    trained = re.findall(r"models/\S+/students/(\w+)/g\S+", dry.split("rule train_students_distilled", 1)[1])
-    assert sorted(set(trained)) == ["tor", "tor_multitask"]
+    trained = set(re.findall(r"output: [^\n]*models/\S+/students/(\w+)/g", dry))
+    assert {"tor", "tor_multitask"} <= trained and counts["train_students"] <= 2
     per_method_jobs(workdir)  # one job per method: only tor's and tor_multitask's
     counts = job_counts(snakemake(workdir, "-n", "all").stdout)
     assert counts["train_students"] == 2 and "train_teachers" not in counts

@@ -79,8 +79,12 @@ def cmd_mpiigaze(a) -> None:
 def cmd_corrupt(a) -> None:
     from kdreg.data import Dataset
     from kdreg.noise import NoisyLabels
+    if not len(a.level) == len(a.seed) == len(a.out):
+        raise ValueError(f"corrupt takes one --seed and one --out per --level: got {len(a.level)} levels, "
+                         f"{len(a.seed)} seeds, {len(a.out)} outputs")
     ds = Dataset.load(a.data)
-    NoisyLabels.make(ds.y_dev, a.kind, a.level, a.seed, a.spread).save(a.out)
+    for level, seed, out in zip(a.level, a.seed, a.out):  # a group in one process: a start costs more than a set
+        NoisyLabels.make(ds.y_dev, a.kind, level, seed, a.spread).save(out)
 
 
 def cmd_train_teacher(a) -> None:
@@ -262,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_mpiigaze)
 
     s = sub.add_parser("corrupt", help="inject label noise into the development labels")
-    for arg, kind in (("--data", str), ("--level", float), ("--seed", int), ("--out", str)):
-        s.add_argument(arg, type=kind, required=True)
+    s.add_argument("--data", required=True)
+    for arg, kind in (("--level", float), ("--seed", int), ("--out", str)):
+        s.add_argument(arg, type=kind, required=True, nargs="+", help="one per noisy set")
     s.add_argument("--kind", default="replace", help="replace | gaussian | resample (see kdreg.noise)")
     s.add_argument("--spread", type=float, default=0.5)
     s.set_defaults(func=cmd_corrupt)

@@ -53,6 +53,14 @@ def groups(params: dict) -> list[list[tuple[float, int]]]:
     return [members[i:i + size] for i in range(0, len(members), size)]
 
 
+def split_evenly(items: list, parts: int) -> list[list]:
+    """``items`` in order, cut into at most ``parts`` runs of sizes differing by at most one."""
+    parts = max(1, min(parts, len(items)))
+    size, extra = divmod(len(items), parts)
+    cuts = [i * size + min(i, extra) for i in range(parts + 1)]
+    return [items[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
 def enabled_datasets(params: dict) -> list[str]:
     return [name for name, cfg in params["datasets"].items() if cfg.get("enabled")]
 

@@ -51,20 +51,26 @@ for (name_, unit_), paths_ in PATHS.items():
     RUNS_JOBS[paths_.runs_table(methods_of(name_))] = (paths_, methods_of(name_))
 
 
-# Combined student jobs (pipeline.combine_methods): per group, the methods that read the teacher and those that do
-# not. A student path that two variants share (scratch under two teachers) belongs to the first job that makes it,
-# so every path has exactly one job; names are stable for the same params.
+# Noise jobs: one per group's members whose noisy set no earlier group makes (variants share them by path).
+NOISE_JOBS, claimed_ = {}, set()
+for (name_, unit_), paths_ in PATHS.items():
+    for g_ in range(len(paths_.groups)):
+        new_ = [(lvl_, s_) for lvl_, s_ in paths_.groups[g_] if paths_.noisy(lvl_, s_) not in claimed_]
+        claimed_.update(paths_.noisy(lvl_, s_) for lvl_, s_ in new_)
+        if new_:
+            NOISE_JOBS[f"corrupt_{layout.config_key([paths_.noisy(*m) for m in new_])}"] = (paths_, new_)
+
+# Student jobs (pipeline.student_jobs = J > 0): per group, its methods split into J jobs, each one process training
+# its methods as one stacked model. A student path that two variants share (scratch under two teachers) belongs to
+# the first job that makes it, so every path has exactly one job; names are stable for the same params.
 COMBINED_STUDENT_JOBS, claimed_ = {}, set()
 for (name_, unit_), paths_ in PATHS.items():
     for g_ in range(len(paths_.groups)):
-        for reads_ in (False, True):
-            ms_ = [m for m in methods_of(name_) if get_method(m).uses_teacher == reads_
-                   and paths_.student_dir(m, g_) not in claimed_]
-            if ms_:
-                claimed_.update(paths_.student_dir(m, g_) for m in ms_)
-                key_ = layout.config_key([paths_.student_dir(m, g_) for m in ms_])
-                COMBINED_STUDENT_JOBS[f"train_students_{'distilled' if reads_ else 'independent'}_{key_}"] = (
-                    paths_, g_, ms_)
+        ms_ = [m for m in methods_of(name_) if paths_.student_dir(m, g_) not in claimed_]
+        claimed_.update(paths_.student_dir(m, g_) for m in ms_)
+        for part_ in layout.split_evenly(ms_, config["pipeline"]["student_jobs"]):
+            COMBINED_STUDENT_JOBS[f"train_students_{layout.config_key([paths_.student_dir(m, g_) for m in part_])}"] = (
+                paths_, g_, part_)
 
 
 def job(registry, path):

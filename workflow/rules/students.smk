@@ -1,9 +1,9 @@
-# Students: by default one job trains every method of a group that reads the teacher, and one every method that
-# does not (those start without waiting for it), each as one stacked model: one process start and one optimizer
-# step per epoch for all of them. pipeline.combine_methods: false gives one job per method and group (a cluster
-# spreads them over nodes). Both write the same paths and the same results (kdreg.student.train_method_students).
+# Students: by default a group's methods are split between pipeline.student_jobs jobs (2: one per core once the
+# teachers are done), each one process training its methods as one stacked model: one process start and one
+# optimizer step per epoch for all of them. student_jobs: 0 gives one job per method and group (a cluster spreads
+# them over nodes). Both write the same paths and the same results (kdreg.student.train_method_students).
 
-if config["pipeline"]["combine_methods"]:
+if config["pipeline"]["student_jobs"]:
     for name_, (paths_, group_, methods_) in COMBINED_STUDENT_JOBS.items():
 
         rule:
