@@ -108,6 +108,35 @@ def test_cli_reports_missing_files_clearly(tmp_path, capsys):
     assert "nope.npz" in err
 
 
+def test_cli_group_steps_write_every_set_and_refuse_mismatched_lists(tmp_path, capsys):
+    data = tmp_path / "clean.npz"
+    assert cli(["make-data", "--config", '{"n_train": 200, "n_test": 100}', "--out", str(data)]) == 0
+    noise = tmp_path / "noise"
+    # several noisy sets in one process, each equal to the one a call of its own writes
+    assert cli(["corrupt", "--data", str(data), "--level", "0", "0.3", "--seed", "0", "1",
+                "--out", str(noise / "p0_s0.npz"), str(noise / "p0.3_s1.npz")]) == 0
+    assert cli(["corrupt", "--data", str(data), "--level", "0.3", "--seed", "1", "--out", str(tmp_path / "one.npz")]) == 0
+    assert (noise / "p0.3_s1.npz").read_bytes() == (tmp_path / "one.npz").read_bytes()
+    assert cli(["corrupt", "--data", str(data), "--level", "0.1", "0.2", "--seed", "0",
+                "--out", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]) == 2
+    assert "one --seed and one --out per --level" in capsys.readouterr().err
+    assert not (tmp_path / "a.npz").exists()
+    scfg = json.dumps({**STUDENT, "train": {"epochs": 5, "lr": 0.02}})
+    common = ["--data", str(data), "--noisy-dir", str(noise), "--models", "0:0", "0.3:1"]
+    assert cli(["train-students", "--method", "scratch", "oracle", *common, "--config", scfg,
+                "--out-dir", str(tmp_path / "s")]) == 2
+    assert "one --config and one --out-dir per --method" in capsys.readouterr().err
+    assert cli(["train-students", "--method", "scratch", "scratch", *common, "--config", scfg, scfg,
+                "--out-dir", str(tmp_path / "s1"), str(tmp_path / "s2")]) == 2
+    assert "names a method twice" in capsys.readouterr().err
+    out = [tmp_path / "scratch", tmp_path / "oracle"]
+    assert cli(["train-students", "--method", "scratch", "oracle", *common, "--config", scfg, scfg,
+                "--out-dir", *map(str, out)]) == 0
+    for d in out:
+        assert sorted(p.name for p in d.iterdir() if p.is_dir()) == ["p0.3_s1", "p0_s0"]
+        assert json.loads((d / "p0.3_s1" / "metrics.json").read_text())["model"] == d.name
+
+
 def test_divergence_is_reported_not_hidden(setup):
     ds, noisy, teacher = setup
     cfg = {**STUDENT, "model": {"hidden": [64, 64]}, "train": {"epochs": 20, "lr": 1e30}}
