@@ -63,13 +63,13 @@ for (name_, unit_), paths_ in PATHS.items():
 # Student jobs (pipeline.student_jobs = J > 0): per group, its methods split into J jobs, each one process training
 # its methods as one stacked model. A student path that two variants share (scratch under two teachers) belongs to
 # the first job that makes it, so every path has exactly one job; names are stable for the same params.
-COMBINED_STUDENT_JOBS, claimed_ = {}, set()
+STUDENT_GROUP_JOBS, claimed_ = {}, set()
 for (name_, unit_), paths_ in PATHS.items():
     for g_ in range(len(paths_.groups)):
         ms_ = [m for m in methods_of(name_) if paths_.student_dir(m, g_) not in claimed_]
         claimed_.update(paths_.student_dir(m, g_) for m in ms_)
         for part_ in layout.split_evenly(ms_, config["pipeline"]["student_jobs"]):
-            COMBINED_STUDENT_JOBS[f"train_students_{layout.config_key([paths_.student_dir(m, g_) for m in part_])}"] = (
+            STUDENT_GROUP_JOBS[f"train_students_{layout.config_key([paths_.student_dir(m, g_) for m in part_])}"] = (
                 paths_, g_, part_)
 
 

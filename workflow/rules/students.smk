@@ -4,7 +4,7 @@
 # them over nodes). Both write the same paths and the same results (kdreg.student.train_method_students).
 
 if config["pipeline"]["student_jobs"]:
-    for name_, (paths_, group_, methods_) in COMBINED_STUDENT_JOBS.items():
+    for name_, (paths_, group_, methods_) in STUDENT_GROUP_JOBS.items():
 
         rule:
             name:
