@@ -7,9 +7,20 @@
 #
 # params.yaml is the only configuration; it is validated against workflow/schemas/ before any job runs.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# An empty or non-mapping params.yaml would get Snakemake's generic config message; say which file and the way back.
+if not workflow.overwrite_configfiles and os.path.exists("params.yaml"):
+    from kdreg.config import load_yaml
+
+    try:
+        load_yaml("params.yaml")
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
 
 
 configfile: "params.yaml"

@@ -60,6 +60,6 @@ def copy_checkout(dest: Path) -> None:
 
 
 def rule_kind(name: str) -> str:
-    """A rule's kind: the grouped noise and student jobs are one rule each (``corrupt_1a2b3c4d``): ``corrupt``."""
-    m = re.fullmatch(r"(corrupt|train_students)_[0-9a-f]{8}", name)
-    return m.group(1) if m else name
+    """A rule's kind: every job that trains or makes data is a rule of its own, named kind.for-whom[.detail].key
+    (``train_teachers.sinusoid-teacher_tukey.g0.1a2b3c4d``): ``train_teachers``."""
+    return name.split(".", 1)[0]

@@ -180,6 +180,7 @@ def test_kdreg_check_reports_present_missing_and_corrupt(tmp_path, committed_par
 
     from conftest import shrink
     from kdreg.check import check
+    from kdreg.config import load_params
     from kdreg.layout import Paths, data_config
     params = shrink(committed_params)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -194,8 +195,15 @@ def test_kdreg_check_reports_present_missing_and_corrupt(tmp_path, committed_par
     noisy.write_bytes(noisy.read_bytes()[:100])
     lines, problems = check("params.yaml", root=tmp_path)
     report = "\n".join(lines)
-    assert problems == 1 and "CORRUPT" in report and "p0.3_s1.npz" in report
+    assert "CORRUPT" in report and "p0.3_s1.npz" in report
     assert f"{paths.clean}: ok" in report
+    # once something is built, what is not (3 noisy sets, the teacher and 3 student groups) is lost work
+    resolved = Paths(load_params(tmp_path / "params.yaml"), "sinusoid")  # with the schema's defaults, as check reads it
+    missing = resolved.all_group_dirs(params["methods"]) + [paths.noisy(lv, s) for lv, s in paths.groups[0]
+                                                          if (lv, s) != (0.3, 1)]
+    assert problems == 1 + len(missing) and f"{len(missing)} made file(s) or trained group(s) missing" in report
+    assert all(f"  {m}" in lines for m in missing)
+    assert "snakemake --cores all all" in report
     params["noise"]["levels"] = [0.0, 2.0]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     lines, problems = check("params.yaml", root=tmp_path)

@@ -36,7 +36,7 @@ def kdreg(checkout: Path, *args: str, check: bool = True) -> subprocess.Complete
 
 def job_lines(dry_run: str, field: str) -> list[tuple[str, str]]:
     """``(rule, value of field)`` for every job block of a dry run."""
-    return [(rule_kind(m.group(1)), m.group(2)) for m in re.finditer(rf"^rule (\w+):\n(?:    .*\n)*?    {field}: (.*)$",
+    return [(rule_kind(m.group(1)), m.group(2)) for m in re.finditer(rf"^rule (\S+):\n(?:    .*\n)*?    {field}: (.*)$",
                                                                      dry_run, flags=re.M)]
 
 
@@ -140,37 +140,93 @@ def test_every_module_a_command_imports_is_a_declared_input(finished, tmp_path):
         assert not undeclared, f"kdreg {command} imports {undeclared}, which its rule does not declare"
 
 
-def fix_from(message: str) -> Path:
-    """The folder the offered fix says to delete (rm -r '<folder>')."""
-    match = re.search(r"rm -r '([^']+)'", message)
+def fix_from(message: str) -> list[Path]:
+    """The paths the offered fix says to delete (rm -r '<folder>' or rm '<file>' '<file>')."""
+    match = re.search(r"rm (?:-r )?((?:'[^']+' ?)+)", message)
     assert match, message
     assert "snakemake --cores all all" in message, message
-    return Path(match.group(1))
+    return [Path(p) for p in re.findall(r"'([^']+)'", match.group(1))]
 
 
-@pytest.mark.parametrize("damage", ["truncate student model", "delete teacher metrics"])
-def test_damaged_runs_are_named_and_the_offered_fix_works(checkout, damage):
+def rebuild(checkout: Path) -> None:
+    """The rebuild command the fixes, `kdreg check` and the README give, as they give it."""
+    run(checkout, sys.executable, "-m", "snakemake", "--cores", "all", "all")
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def group_of(checkout: Path, pattern: str) -> Path:
+    return next(checkout.glob(pattern))
+
+
+TEACHERS, STUDENTS = "models/sinusoid/*/*/teachers/g0-*", "models/sinusoid/*/*/students/tor_multitask/g0-*"
+
+
+@pytest.mark.parametrize("damage", ["truncate student model", "delete teacher metrics", "delete student manifest"])
+def test_damaged_runs_are_named_and_the_offered_fix_rebuilds_them(checkout, damage):
+    """Damage inside a finished group: `kdreg check` and collection name it; the fix they offer, followed
+    literally, brings the group back bit for bit, and everything downstream with it."""
     before = (checkout / "results/metrics/sinusoid.json").read_bytes()
+    group = group_of(checkout, STUDENTS if "student" in damage else TEACHERS)
+    kept = contents(group)
     if damage == "truncate student model":
-        victim = next(checkout.glob("models/sinusoid/*/*/students/tor_multitask/g0-*/p0.3_s1/model.pt"))
+        victim = group / "p0.3_s1/model.pt"
         victim.write_bytes(victim.read_bytes()[:100])
-    else:
-        victim = next(checkout.glob("models/sinusoid/*/*/teachers/g0-*/p0.3_s1/metrics.json"))
+    elif damage == "delete teacher metrics":
+        victim = group / "p0.3_s1/metrics.json"
         victim.unlink()
-    rel = str(victim.relative_to(checkout))
+    else:
+        victim = group / "SHA256SUMS"
+        victim.unlink()
     check = kdreg(checkout, "check", check=False)
-    assert check.returncode == 1 and rel in check.stdout and "CORRUPT" in check.stdout
+    assert check.returncode == 1 and str(group.relative_to(checkout)) in check.stdout and "CORRUPT" in check.stdout
     # collection reads it: it stops, naming the file, on the console (not only in its log)
     groups = [str(p.relative_to(checkout)) for p in checkout.glob("models/sinusoid/*/*/*/g0-*")]
     groups += [str(p.relative_to(checkout)) for p in checkout.glob("models/sinusoid/*/*/students/*/g0-*")]
     collect = kdreg(checkout, "--log", "collect.log", "collect", "--groups", *groups, "--out", "runs.csv",
                     check=False)
-    assert collect.returncode == 2 and rel in collect.stderr
+    assert collect.returncode == 2 and str(group.relative_to(checkout)) in collect.stderr
     # the fix, followed literally
-    shutil.rmtree(checkout / fix_from(collect.stderr))
-    snakemake(checkout, "all")
+    for path in fix_from(collect.stderr):
+        shutil.rmtree(checkout / path)
+    rebuild(checkout)
+    assert contents(group) == kept  # the group is back, as it was
     assert kdreg(checkout, "check").returncode == 0
     assert (checkout / "results/metrics/sinusoid.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("role", ["teacher", "student"])
+def test_a_deleted_group_is_a_finding_and_the_rebuild_command_brings_it_back(checkout, role):
+    group = group_of(checkout, TEACHERS if role == "teacher" else STUDENTS)
+    kept, learned = contents(group), contents(group_of(checkout, STUDENTS))
+    shutil.rmtree(group)
+    check = kdreg(checkout, "check", check=False)
+    assert check.returncode == 1 and "no problems found" not in check.stdout
+    assert str(group.relative_to(checkout)) in check.stdout and "snakemake --cores all all" in check.stdout
+    rebuild(checkout)
+    assert contents(group) == kept
+    assert contents(group_of(checkout, STUDENTS)) == learned  # retrained on the rebuilt teacher: the same
+    assert "no problems found" in kdreg(checkout, "check").stdout
+
+
+def test_a_damaged_noisy_set_is_refused_and_the_offered_fix_rebuilds_it(checkout):
+    noisy = group_of(checkout, "data/sinusoid/*/replace_*/p0.3_s1.npz")
+    kept, teachers = noisy.read_bytes(), contents(group_of(checkout, TEACHERS))
+    damaged = bytearray(kept)
+    damaged[len(damaged) // 2:len(damaged) // 2 + 4] = b"\xff\xff\xff\xff"
+    noisy.write_bytes(bytes(damaged))
+    proc = run(checkout, sys.executable, "-m", "snakemake", "--cores", "2", "headline", check=False)
+    assert proc.returncode != 0
+    message = proc.stdout + proc.stderr
+    assert str(noisy.relative_to(checkout)) in message and "checksum" in message
+    for path in fix_from(message):
+        (checkout / path).unlink()
+    rebuild(checkout)
+    assert noisy.read_bytes() == kept
+    assert contents(group_of(checkout, TEACHERS)) == teachers
+    assert "no problems found" in kdreg(checkout, "check").stdout
 
 
 def test_a_disabled_dataset_leaves_no_current_looking_results(checkout, tmp_path):

@@ -76,7 +76,7 @@ def test_a_bad_override_stops_the_workflow_before_any_job(workdir):
 def _jobs(dry_run: str) -> list[tuple[str, str]]:
     """``(rule, output)`` of every job block of a dry run."""
     return [(rule_kind(m.group(1)), m.group(2)) for m in re.finditer(
-        r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    output: (.*)$", dry_run, flags=re.M)]
+        r"^(?:local)?rule (\S+):\n(?:    .*\n)*?    output: (.*)$", dry_run, flags=re.M)]
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
     """Jobs per rule kind (the grouped noise and student jobs are a rule each, counted together)."""
     stats = dry_run_output.split("Job stats:", 1)[1].split("\ntotal", 1)[0]  # the first table (it is printed twice)
     counts = {}
-    for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, flags=re.M):
+    for m in re.finditer(r"^(\S+)\s+(\d+)$", stats, flags=re.M):
         counts[rule_kind(m.group(1))] = counts.get(rule_kind(m.group(1)), 0) + int(m.group(2))
     return counts
 

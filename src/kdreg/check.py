@@ -41,7 +41,7 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
                      f" ({suite['seeds']} seeds, {suite['noise']['kind']} noise)")
     if len(resolved) > 1 and not schema:
         lines.append("variants: not validated (no workflow/schemas/ beside the params file)")
-    problems = 0
+    problems, missing = 0, []
     runs = [(dataset, params) for dataset in layout.enabled_datasets(params)]
     runs += [(dataset, suite) for dataset in variants.benchmark_datasets(params) if suite is not None]
     for dataset, p in runs:
@@ -56,7 +56,18 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
             lines += [f"  {line}" for line in report]
             problems += found
         for name in layout.units(p, dataset):
-            problems += _check_unit(p, name, Path(root), lines)
+            problems += _check_unit(p, name, Path(root), lines, missing)
+    # Before the first run nothing is built, and that is no problem; once anything is, a missing file or group is
+    # lost work (deleted, or set aside by a fix), and the same command rebuilds it.
+    started = any((Path(root) / d).is_dir() and any((Path(root) / d).iterdir()) for d in ("data", "models"))
+    if missing and started:
+        problems += len(missing)
+        lines.append(f"{len(missing)} made file(s) or trained group(s) missing:")
+        lines += [f"  {m}" for m in missing]
+        lines.append("  rebuild them, and what learned from them: snakemake --cores all all")
+    elif missing:
+        lines.append(f"nothing built yet ({len(missing)} files and trained groups to make): snakemake --cores all all "
+                     "(or `dvc pull` where a DVC remote holds them)")
     lines.append("no problems found" if problems == 0 else f"{problems} problem(s): follow the fix given with each "
                  "(the pipeline, snakemake --cores all all, remakes whatever is deleted)")
     return lines, problems
@@ -89,7 +100,8 @@ def _resolved_table(params: dict, dataset: str) -> list[str]:
     return lines
 
 
-def _check_unit(params: dict, name: str, root: Path, lines: list[str]) -> int:
+def _check_unit(params: dict, name: str, root: Path, lines: list[str], missing: list[str]) -> int:
+    """Report one unit's data, noisy sets and trained groups; the missing ones are appended to ``missing``."""
     from kdreg.data import Dataset
     from kdreg.noise import NoisyLabels
     problems = 0
@@ -97,8 +109,9 @@ def _check_unit(params: dict, name: str, root: Path, lines: list[str]) -> int:
     if "." in name:  # one fold of a leave-one-person-out dataset
         lines.append(f"  fold {name}:")
     state, detail = _status(root / paths.clean, Dataset.load)
-    hint = {"missing": " (the pipeline makes it: `snakemake --cores 2 figures`)", "ok": "", "CORRUPT": ""}
-    lines.append(f"  {paths.clean}: {state}{hint[state]}")
+    lines.append(f"  {paths.clean}: {state}")
+    if state == "missing":
+        missing.append(paths.clean)
     if state == "CORRUPT":
         problems += 1
         lines.append(f"    {detail}")
@@ -108,12 +121,15 @@ def _check_unit(params: dict, name: str, root: Path, lines: list[str]) -> int:
             path = root / paths.noisy(level, seed)
             s, detail = _status(path, NoisyLabels.load)
             counts[s] += 1
+            if s == "missing":
+                missing.append(paths.noisy(level, seed))
             if s == "CORRUPT":
                 problems += 1
                 lines.append(f"  {paths.noisy(level, seed)}: CORRUPT\n    {detail}")
     lines.append(f"  noisy labels: {counts['ok']} ok, {counts['missing']} to make, {counts['CORRUPT']} corrupt")
     groups = paths.all_group_dirs(params["methods"])
     present = [g for g in groups if (root / g).is_dir()]
+    missing += [g for g in groups if g not in present]
     damaged = 0
     for g in present:
         try:

@@ -67,7 +67,7 @@ def cmd_multipie(a) -> None:
 def cmd_mpiigaze(a) -> None:
     from kdreg import mpiigaze as mg
     if a.step == "download":
-        mg.verify_archive(mg.download(a.url or mg.URL, a.out))
+        mg.verify_archive(mg.download(a.url or mg.URL, a.out), downloaded=True)
     elif a.step == "extract":
         mg.verify_archive(a.archive)
         mg.extract(a.archive, a.out)

@@ -39,14 +39,49 @@ def load_yaml(path) -> dict:
         data = yaml.load(path.read_text(), Loader=_StrictLoader)
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from None
-    if data is not None and not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a mapping of keys (device, seeds, noise, ...), not a {type(data).__name__}")
-    return data or {}
+    if not isinstance(data, dict):
+        # Snakemake would say only "keys at top level": name the file, what it holds instead, and the way back.
+        kind = "list" if isinstance(data, list) else type(data).__name__
+        what = "is empty" if data is None else f"holds a YAML {kind}, not a mapping"
+        raise ValueError(f"{path} {what}; it must be a mapping of keys like the committed params.yaml's (device, "
+                         f"seeds, noise, methods, datasets, ...); restore it with `git checkout {path}` and edit "
+                         "from there")
+    return data
+
+
+DEVICES = re.compile(r"auto|cpu|cuda(:[0-9]+)?")  # what kdreg.models.resolve_device runs on
+NAME = re.compile(r"[a-z][a-z0-9_]*")  # a dataset name is a file name, a wildcard ([a-z0-9_]+) and a metric key
+
+
+def _name_problem(name) -> str | None:
+    """Why dataset ``name`` cannot be used, with a name that can: said before the schema's bare regex."""
+    if NAME.fullmatch(str(name)):
+        return None
+    import unicodedata
+    ascii_ = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode().lower()
+    fixed = re.sub(r"[^a-z0-9_]+", "_", ascii_).strip("_")
+    fixed = fixed if re.match(r"[a-z]", fixed) else f"data_{fixed}".rstrip("_")
+    return (f"datasets: the dataset name {name!r} is not allowed: it becomes file names, workflow wildcards and "
+            "metric keys, so it must be lowercase ASCII letters, digits and underscores, starting with a letter; "
+            f"rename it (e.g. to {fixed}), and wherever else params.yaml names it")
+
+
+def _first_problems(params: dict) -> list[str]:
+    """Values the schema would refuse only with a bare regex (and its other errors in tow): said in words first."""
+    problems = [p for p in map(_name_problem, params.get("datasets") or {}) if p]
+    device = params.get("device", "auto")
+    if isinstance(device, str) and not DEVICES.fullmatch(device):
+        problems.append(device_problem(device))
+    return problems
 
 
 def validate_params(params: dict, schema_path, source: str = "params") -> dict:
     """Validate against the JSON schema, filling in its defaults; raise ValueError naming the offending key."""
     import jsonschema
+
+    first = _first_problems(params) if isinstance(params, dict) else []
+    if first:
+        raise ValueError(f"{source}:\n  " + "\n  ".join(first))
 
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator_cls = jsonschema.validators.validator_for(schema)
@@ -78,21 +113,47 @@ def _string_values(obj, key=""):
             yield from _string_values(v, f"{key}.{i}")
 
 
-def device_problem(device: str) -> str | None:
-    """Why ``device`` cannot run on this machine, found without importing torch (a second at every start)."""
-    if not device.startswith("cuda"):
-        return None
+def _no_cuda() -> str | None:
+    """Why this machine cannot run CUDA, or None. Read from files where that settles it: importing torch costs
+    a second at every start, so only a machine that looks CUDA-capable asks torch itself."""
     import importlib.util
     spec = importlib.util.find_spec("torch")
     version = Path(spec.origin).parent / "version.py" if spec and spec.origin else None
     if version is not None and version.exists():
         match = re.search(r"^cuda\b[^=]*=\s*(.+)$", version.read_text(), flags=re.M)
         if match and match.group(1).strip() == "None":
-            return (f"device: {device}, but the installed torch is a CPU-only build; set device: auto (the GPU "
-                    "where there is one, else the CPU) or cpu, or install torch's CUDA build")
+            return "the installed torch is a CPU-only build"
     if not Path("/proc/driver/nvidia/version").exists() and not any(Path("/dev").glob("nvidia[0-9]*")):
-        return (f"device: {device}, but this machine has no NVIDIA GPU driver; set device: auto, which uses the GPU "
-                "where a job finds one (e.g. on cluster nodes) and the CPU elsewhere")
+        return "this machine has no NVIDIA GPU driver"
+    import torch
+    return None if torch.cuda.is_available() else "torch finds no usable CUDA device here"
+
+
+def _cuda_count() -> int:
+    import torch
+    return torch.cuda.device_count()
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot run on this machine: not a device kdreg runs on, or CUDA where there is none."""
+    if not DEVICES.fullmatch(device):
+        why = _no_cuda()
+        here = f"cpu only ({why})" if why else f"cpu and cuda:0..{_cuda_count() - 1}"
+        return (f"device: {device!r} is not a device kdreg runs on; it takes auto, cpu, cuda or cuda:N, and this "
+                f"machine has {here}; set device: auto (the GPU where a job finds one, else the CPU) or cpu")
+    if not device.startswith("cuda"):
+        return None
+    why = _no_cuda()
+    if why == "the installed torch is a CPU-only build":
+        return (f"device: {device}, but {why}; this machine has only the CPU: set device: auto (the GPU where there "
+                "is one, else the CPU) or cpu, or install torch's CUDA build")
+    if why:
+        return (f"device: {device}, but {why}; set device: auto, which uses the GPU where a job finds one (e.g. on "
+                "cluster nodes) and the CPU elsewhere, or cpu")
+    count = _cuda_count()
+    if ":" in device and int(device.split(":")[1]) >= count:
+        return (f"device: {device}, but this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}; set "
+                "device: auto, cuda (the first) or cpu")
     return None
 
 

@@ -94,7 +94,9 @@ def verify_checksum(path) -> None:
     if actual != expected:
         raise ValueError(f"{path} does not match the checksum recorded in {recorded} (sha256 {actual[:12]}…, "
                          f"recorded {expected[:12]}…): the file was changed or damaged after it was made. "
-                         "Delete both files and rerun the step that makes them (or `dvc checkout` the recorded one)")
+                         f"Delete both (rm '{path}' '{recorded}') and run the pipeline again (snakemake --cores all "
+                         "all): it remakes them and retrains what learned from them (or `dvc checkout` the recorded "
+                         "one)")
 
 
 def load_npz(path, required=(), verify: bool = True) -> dict[str, np.ndarray]:

@@ -28,6 +28,7 @@ PEOPLE = [f"p{i:02d}" for i in range(15)]
 SAMPLES_PER_PERSON = 3000
 NORMALIZED = "MPIIGaze/Data/Normalized"
 EVAL_LISTS = "MPIIGaze/Evaluation Subset/sample list for eye image"
+DOWNLOADED = "resources/mpiigaze/MPIIGaze.tar.gz"  # where the workflow downloads it (workflow/rules/datasets.smk)
 LICENSE = ("MPIIGaze is licensed CC BY-NC-SA 4.0 (non-commercial); cite Zhang et al., 'Appearance-Based Gaze "
            "Estimation in the Wild', CVPR 2015")
 
@@ -95,28 +96,49 @@ def download(url: str, dest, chunk: int = 1 << 20) -> Path:
     return dest
 
 
-def verify_archive(archive) -> None:
+def is_download(archive) -> bool:
+    """Whether ``archive`` is where the pipeline downloads the official archive; any other path is the user's
+    own copy (``datasets.mpiigaze.archive``), which deleting and downloading again would not replace."""
+    return Path(archive).resolve() == Path(DOWNLOADED).resolve()
+
+
+def _refused(archive, why: str, downloaded: bool, fix: str = "Delete it and download again",
+             recorded=None) -> ValueError:
+    """The error for a bad archive, with the fix that works for whose it is: the user's copy is not ours to
+    delete, and downloading again would not replace it."""
+    if downloaded:
+        return ValueError(f"{archive} {why}. {fix}")
+    also = f" (if you replaced it with a good copy on purpose, delete {recorded} to verify it afresh)" if recorded \
+        else ""
+    return ValueError(f"your archive at {archive} (datasets.mpiigaze.archive) is not a valid MPIIGaze archive: it "
+                      f"{why}. Point datasets.mpiigaze.archive at a good copy of MPIIGaze.tar.gz{also}, or set it to "
+                      "null to download the official archive")
+
+
+def verify_archive(archive, downloaded: bool | None = None) -> None:
     """A readable tar holding the Normalized data and the Evaluation Subset lists of all 15 people; its SHA-256
-    is recorded beside it on first success (``.sha256``) and must match afterwards."""
+    is recorded beside it on first success (``.sha256``) and must match afterwards. ``downloaded``: whether it is
+    the pipeline's download rather than the user's copy (default: judged by its path), which decides the fix."""
     archive = Path(archive)
+    downloaded = is_download(archive) if downloaded is None else downloaded
     recorded = checksum_path(archive)
     digest = sha256(archive)
     if recorded.exists():
         expected = recorded.read_text().split()[0]
         if digest != expected:
-            raise ValueError(f"{archive} does not match the SHA-256 recorded in {recorded}: the archive changed or "
-                             "is damaged. Delete both and download again")
+            raise _refused(archive, f"does not match the SHA-256 recorded in {recorded} when it was first verified: "
+                           "it changed or is damaged", downloaded, "Delete both and download again", recorded)
         return
     try:
         with tarfile.open(archive) as tar:
             names = set(tar.getnames())
     except (tarfile.TarError, OSError, EOFError) as err:
-        raise ValueError(f"{archive} is not a readable tar archive ({err}); delete it and download again") from None
+        raise _refused(archive, f"is not a readable tar archive ({err})", downloaded) from None
     missing = [f"{EVAL_LISTS}/{p}.txt" for p in PEOPLE if f"{EVAL_LISTS}/{p}.txt" not in names]
     missing += [f"{NORMALIZED}/{p}" for p in PEOPLE if not any(n.startswith(f"{NORMALIZED}/{p}/") for n in names)]
     if missing:
-        raise ValueError(f"{archive} lacks {len(missing)} expected members (e.g. {missing[:3]}); it is not the "
-                         "MPIIGaze archive or it is incomplete. Delete it and download again")
+        raise _refused(archive, f"lacks {len(missing)} expected members (e.g. {missing[:3]}): it is not the MPIIGaze "
+                       "archive or it is incomplete", downloaded)
     with atomic_path(recorded) as tmp:
         tmp.write_text(f"{digest}  {archive.name}\n")
 
@@ -262,12 +284,12 @@ def source_report(cfg: dict, root: Path) -> tuple[list[str], int]:
         ok = (Path(cfg["root"]) / "Data" / "Normalized").is_dir()
         lines.append(f"root {cfg['root']}: {'ok' if ok else 'MISSING Data/Normalized'}")
         return lines, 0 if ok else 1
-    archive = Path(cfg.get("archive") or root / "resources/mpiigaze/MPIIGaze.tar.gz")
+    archive = Path(cfg.get("archive") or root / DOWNLOADED)
     if not archive.exists():
         return lines + [f"archive {archive}: missing (the pipeline downloads {cfg.get('url') or URL}, about "
                         "2.1 GB)"], 0
     try:
-        verify_archive(archive)
+        verify_archive(archive, downloaded=not cfg.get("archive"))
     except ValueError as err:
         return lines + [f"archive {archive}: CORRUPT", f"  {err}"], 1
     return lines + [f"archive {archive}: ok"], 0

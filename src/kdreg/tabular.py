@@ -96,6 +96,7 @@ def read_table(path, name: str = "<name>") -> pd.DataFrame:
     if suffix == ".csv":
         # pandas renames a repeated name to 'y.1', which then passes as a feature: check the header as written.
         header = attempt(lambda: pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False))
+        _refuse_other_separator(header.iloc[0].tolist(), key, path)
         _refuse_repeated(header.iloc[0].tolist(), key, path)
         return attempt(lambda: pd.read_csv(path))
     if suffix == ".parquet":
@@ -107,8 +108,30 @@ def read_table(path, name: str = "<name>") -> pd.DataFrame:
         bad = [k for k, v in cols.items() if v.ndim != 1]
         if bad:
             raise ValueError(f"{key}: {path}: arrays {bad} are not 1-D; store one 1-D array per column")
+        _refuse_ragged(cols, key, path)
         return pd.DataFrame(cols)
     raise ValueError(f"{key}: {path}: unsupported file type {suffix!r}; use .csv, .parquet or .npz")
+
+
+def _refuse_other_separator(names, key, path) -> None:
+    """A ';'- or tab-separated file reads as one column named 'a;b;y': say so, rather than that no column fits."""
+    if len(names) != 1:
+        return
+    for sep, word in ((";", "';'"), ("\t", "tab")):
+        if sep in str(names[0]):
+            raise ValueError(f"{key}: {path} looks {word}-separated (its header {names[0]!r} reads as one column); "
+                             "kdreg reads comma-separated CSV: convert it, e.g. save it as comma-separated CSV from "
+                             f"your spreadsheet, or in Python pd.read_csv({str(path)!r}, sep={sep!r}).to_csv("
+                             f"{str(path)!r}, index=False) (add decimal=',' if its numbers use a decimal comma)")
+
+
+def _refuse_ragged(cols: dict, key, path) -> None:
+    """An NPZ table holds one array per column, so every array needs one value per row."""
+    lengths = {k: len(v) for k, v in cols.items()}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{k!r}: {n}" for k, n in lengths.items())
+        raise ValueError(f"{key}: {path}: its arrays differ in length ({listed}); each array is one column of the "
+                         "table and needs one value per row: save the table again with every array the same length")
 
 
 def _refuse_repeated(names, key, path) -> None:
@@ -237,6 +260,21 @@ def _numeric(df, cols, at, path, problems) -> np.ndarray:
     return out
 
 
+def _drop_empty(df, features, targets, at, path, problems) -> tuple[list[str], list[str]]:
+    """Features and targets without their all-missing columns, each a problem naming the column and the params
+    key to change: every row is missing, so fixing rows is not the fix."""
+    empty = [c for c in dict.fromkeys(features + targets) if len(df) and df[c].isna().all()]
+    kept = [c for c in features if c not in empty]
+    for c in empty:
+        if c in targets:
+            problems.append(f"{at}.target: {path}: target column {c!r} is empty (all {len(df)} values missing); "
+                            f"fill it in or pick another target column in {at}.target")
+        else:
+            problems.append(f"{at}.features: {path}: column {c!r} is empty (all {len(df)} values missing); drop "
+                            f"it from the inputs, {at}.features: {kept} (every other feature), or fill it in")
+    return kept, [c for c in targets if c not in empty]
+
+
 def _build(name: str, cfg: dict, problems: list[str], notice) -> Dataset | None:
     """The dataset, or None with ``problems`` appended to (every one found, not just the first); ``notice`` gets
     each column left out or encoded."""
@@ -264,6 +302,7 @@ def _build(name: str, cfg: dict, problems: list[str], notice) -> Dataset | None:
     if problems:
         return None
     features = listed or _default_features(df, targets + ([split_col] if split_col else []), at, path, notice)
+    features, targets = _drop_empty(df, features, targets, at, path, problems)
     outside = [c for c in forced if c not in features]
     if outside:
         problems.append(f"{at}.categorical: {outside} are not among the features {features}; add them to "
@@ -275,6 +314,7 @@ def _build(name: str, cfg: dict, problems: list[str], notice) -> Dataset | None:
         return None
     frame, names = _one_hot(df, features, categories, at, path, notice)
     x, y = _numeric(frame, names, at, path, problems), _numeric(df, targets, at, path, problems)
+    _refuse_constant(y, targets, at, path, problems)
     n = len(df)
     if split_col:
         split = df[split_col].astype(str).str.strip().str.lower().to_numpy()
@@ -300,6 +340,15 @@ def _build(name: str, cfg: dict, problems: list[str], notice) -> Dataset | None:
     x, y, dev = x.astype(np.float32), y.astype(np.float32), split != "test"
     return Dataset(x_dev=x[dev], y_dev=y[dev], val=(split[dev] == "val"), x_test=x[~dev], y_test=y[~dev],
                    name=name, task="regression", feature_names=names)
+
+
+def _refuse_constant(y, targets, at, path, problems) -> None:
+    """A target with one value everywhere: nothing to learn, and replacing a label by another changes nothing."""
+    for j, c in enumerate(targets):
+        if len(y) and np.all(y[:, j] == y[0, j]):
+            problems.append(f"{at}.target: {path}: target column {c!r} is constant (every row holds {y[0, j]:g}); "
+                            "a constant target cannot be learned or corrupted by label noise: pick another target "
+                            f"column in {at}.target")
 
 
 def table_dataset(name: str, cfg: dict, notice=print) -> Dataset:

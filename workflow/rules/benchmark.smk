@@ -48,4 +48,5 @@ rule benchmark:
         [f for n in BENCHMARK_NAMES for f in dataset_figures(n)],
         [RESULTS[role].format(name=n) for n in BENCHMARK_NAMES for role in ("table_md", "table_csv", "metrics")],
         [t for n in BENCHMARK_NAMES for t in runs_tables(n)],
+        made_for(BENCHMARK_NAMES),
         ["results/tables/benchmark/summary.md", "results/figures/benchmark/summary.png"] if BENCHMARK_NAMES else [],

@@ -40,15 +40,21 @@ def methods_of(name):
 
 
 # Every job, by the path it makes. Paths are keyed by content, so a job that two variants share is one entry and
-# runs once; a path no current params or variant makes is refused (see job()).
-DATA_JOBS, TEACHER_JOBS, STUDENT_JOBS, RUNS_JOBS = {}, {}, {}, {}
+# runs once. Each job is a rule of its own, named for what it does and for whom: the kind, the results name of the
+# first variant that needs it (a job variants share says so in its log), then the key of the folder it writes,
+# e.g. train_teachers.sinusoid-teacher_tukey.g0.1a2b3c4d. OWNERS maps a unit's path to that label.
+DATA_JOBS, TEACHER_JOBS, RUNS_JOBS, OWNERS = {}, {}, {}, {}
 for (name_, unit_), paths_ in PATHS.items():
-    DATA_JOBS[paths_.clean] = paths_
+    label_ = unit_ + name_[len(NAMES[name_][0]):]  # sinusoid-teacher_tukey, mpiigaze.p03
+    DATA_JOBS.setdefault(paths_.clean, (paths_, label_))
     for g_ in range(len(paths_.groups)):
-        TEACHER_JOBS[paths_.teacher_dir(g_)] = (paths_, g_)
-        for m_ in methods_of(name_):
-            STUDENT_JOBS[paths_.student_dir(m_, g_)] = (paths_, m_, g_)
-    RUNS_JOBS[paths_.runs_table(methods_of(name_))] = (paths_, methods_of(name_))
+        TEACHER_JOBS.setdefault(paths_.teacher_dir(g_), (paths_, g_, label_))
+    RUNS_JOBS.setdefault(paths_.runs_table(methods_of(name_)), (paths_, methods_of(name_), label_))
+    OWNERS[id(paths_)] = label_
+
+
+def job_name(kind, label, *detail, key):
+    return ".".join([kind, label, *map(str, detail), key])
 
 
 # Noise jobs: one per group's members whose noisy set no earlier group makes (variants share them by path).
@@ -58,43 +64,37 @@ for (name_, unit_), paths_ in PATHS.items():
         new_ = [(lvl_, s_) for lvl_, s_ in paths_.groups[g_] if paths_.noisy(lvl_, s_) not in claimed_]
         claimed_.update(paths_.noisy(lvl_, s_) for lvl_, s_ in new_)
         if new_:
-            NOISE_JOBS[f"corrupt_{layout.config_key([paths_.noisy(*m) for m in new_])}"] = (paths_, new_)
+            key_ = layout.config_key([paths_.noisy(*m) for m in new_])
+            NOISE_JOBS[job_name("corrupt", OWNERS[id(paths_)], paths_.kind, f"g{g_}", key=key_)] = (paths_, new_)
 
-# Student jobs (pipeline.student_jobs = J > 0): per group, its methods split into J jobs, each one process training
-# its methods as one stacked model. A student path that two variants share (scratch under two teachers) belongs to
-# the first job that makes it, so every path has exactly one job; names are stable for the same params.
+# Student jobs: per group, its methods split into pipeline.student_jobs = J jobs, each one process training its
+# methods as one stacked model (J = 0: one job per method, for clusters). A student path that two variants share
+# (scratch under two teachers) belongs to the first job that makes it, so every path has exactly one job.
 STUDENT_GROUP_JOBS, claimed_ = {}, set()
 for (name_, unit_), paths_ in PATHS.items():
     for g_ in range(len(paths_.groups)):
         ms_ = [m for m in methods_of(name_) if paths_.student_dir(m, g_) not in claimed_]
         claimed_.update(paths_.student_dir(m, g_) for m in ms_)
-        for part_ in layout.split_evenly(ms_, config["pipeline"]["student_jobs"]):
-            STUDENT_GROUP_JOBS[f"train_students_{layout.config_key([paths_.student_dir(m, g_) for m in part_])}"] = (
+        jobs_ = config["pipeline"]["student_jobs"]
+        for part_ in (layout.split_evenly(ms_, jobs_) if jobs_ else [[m] for m in ms_]):
+            key_ = layout.config_key([paths_.student_dir(m, g_) for m in part_])
+            methods_ = part_[0] if len(part_) == 1 else f"{part_[0]}-to-{part_[-1]}"
+            STUDENT_GROUP_JOBS[job_name("train_students", OWNERS[id(paths_)], f"g{g_}", methods_, key=key_)] = (
                 paths_, g_, part_)
 
 
-def job(registry, path):
-    """The job that makes ``path`` under the current params and variants."""
-    if path not in registry:
-        raise WorkflowError(f"{path}: no current params or variant makes this path (it holds settings changed "
-                            "since); request targets (figures, tables, metrics, all) rather than stale paths")
-    return registry[path]
-
-
-def data_job(w):
-    return job(DATA_JOBS, f"data/{w.dataset}/{w.datakey}/clean.npz")
-
-
-def teacher_job(w):
-    return job(TEACHER_JOBS, f"models/{w.dataset}/{w.datakey}/{w.noise}/teachers/g{w.group}-{w.key}")
-
-
-def student_job(w):
-    return job(STUDENT_JOBS, f"models/{w.dataset}/{w.datakey}/{w.noise}/students/{w.method}/g{w.group}-{w.key}")
-
-
-def runs_job(w):
-    return job(RUNS_JOBS, f"models/{w.dataset}/{w.datakey}/{w.noise}/runs-{w.key}.csv")
+def made_for(names):
+    """Every file and trained group the pipeline makes for these results names. The targets request them all, so
+    one that is deleted (or set aside by `kdreg check`'s fix) is rebuilt, and with it everything that learned
+    from it: Snakemake remakes a missing intermediate only when something requested needs it."""
+    out = []
+    for name in names:
+        for u in UNITS[name]:
+            paths = PATHS[name, u]
+            out.append(paths.clean)
+            out += [f for g in range(len(paths.groups)) for n in paths.group_noisy(g) for f in (n, f"{n}.sha256")]
+            out += paths.all_group_dirs(methods_of(name))
+    return list(dict.fromkeys(out))
 
 
 # How fast a group trains, never what it learns: through the environment, not the command line, so changing
@@ -127,12 +127,6 @@ def run_config(obj):
 
 def members(paths, group):
     return [layout.member_spec(level, seed) for level, seed in paths.groups[group]]
-
-
-def student_teacher(w):
-    """Methods that read the teacher depend on its group; the others start without waiting for it."""
-    paths, method, group = student_job(w)
-    return paths.teacher_dir(group) if get_method(method).uses_teacher else []
 
 
 def runs_tables(name):

@@ -1,24 +1,29 @@
 # Datasets and label noise.
 
 
-rule make_data:
-    conda:
-        "../../environment.yml"
-    input:
-        prepared=lambda w: layout.prepared_path(data_job(w).params, w.dataset) or [],
-        table=lambda w: config["datasets"][layout.base_name(w.dataset)].get("path") or [],  # a table's file
-        code=code("make-data"),
-    output:
-        data="data/{dataset}/{datakey}/clean.npz",
-        checksum="data/{dataset}/{datakey}/clean.npz.sha256",
-    params:
-        config=lambda w: run_config(layout.data_config(data_job(w).params, w.dataset)),
-        prepared=lambda w, input: ["--prepared", input.prepared] if input.prepared else [],
-    log:
-        "results/logs/make_data/{dataset}-{datakey}.log",
-    shell:
-        "python -m kdreg --log {log:q} make-data --dataset {wildcards.dataset} --config {params.config:q} {params.prepared:q}"
-        " --out {output.data:q}"
+for clean_, (paths_, label_) in DATA_JOBS.items():
+
+    rule:
+        name:
+            job_name("make_data", label_, key=paths_.data_key)
+        conda:
+            "../../environment.yml"
+        input:
+            prepared=layout.prepared_path(paths_.params, paths_.dataset) or [],
+            table=paths_.params["datasets"][layout.base_name(paths_.dataset)].get("path") or [],  # a table's file
+            code=code("make-data"),
+        output:
+            data=clean_,
+            checksum=f"{clean_}.sha256",
+        params:
+            dataset=paths_.dataset,
+            config=run_config(layout.data_config(paths_.params, paths_.dataset)),
+            prepared=lambda w, input: ["--prepared", input.prepared] if input.prepared else [],
+        log:
+            f"results/logs/make_data/{paths_.dataset}-{paths_.data_key}.log",
+        shell:
+            "python -m kdreg --log {log:q} make-data --dataset {params.dataset:q} --config {params.config:q}"
+            " {params.prepared:q} --out {output.data:q}"
 
 
 # Label noise: one job per group of models (pipeline.group_size), writing each member's p{level}_s{seed}.npz: a

@@ -1,18 +1,22 @@
 # Evaluation: every run's test metrics into one table, then mean / std / 95% CI over seeds.
 
 
-rule collect:
-    conda:
-        "../../environment.yml"
-    input:
-        groups=lambda w: runs_job(w)[0].all_group_dirs(runs_job(w)[1]),
-        code=code("collect"),
-    output:
-        "models/{dataset}/{datakey}/{noise}/runs-{key}.csv",
-    log:
-        "results/logs/collect/{dataset}-{datakey}/{noise}/runs-{key}.log",
-    shell:
-        "python -m kdreg --log {log:q} collect --groups {input.groups:q} --out {output:q}"
+for table_, (paths_, methods_, label_) in RUNS_JOBS.items():
+
+    rule:
+        name:
+            job_name("collect", label_, key=paths_.runs_key(methods_))
+        conda:
+            "../../environment.yml"
+        input:
+            groups=paths_.all_group_dirs(methods_),
+            code=code("collect"),
+        output:
+            table_,
+        log:
+            f"results/logs/collect/{paths_.dataset}-{paths_.data_key}/{paths_.noise}/runs-{paths_.runs_key(methods_)}.log",
+        shell:
+            "python -m kdreg --log {log:q} collect --groups {input.groups:q} --out {output:q}"
 
 
 rule aggregate:
@@ -41,9 +45,11 @@ rule tables:
     input:
         [RESULTS[role].format(name=n) for n in NAMES for role in ("table_md", "table_csv")],
         RUNS_TABLES,
+        made_for(NAMES),
 
 
 rule metrics:
     input:
         [RESULTS["metrics"].format(name=n) for n in NAMES],
         RUNS_TABLES,
+        made_for(NAMES),

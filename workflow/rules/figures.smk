@@ -79,6 +79,7 @@ rule figures:
         [f for n in NAMES for f in dataset_figures(n)],
         rules.studies.input,
         RUNS_TABLES,
+        made_for(NAMES),
 
 
 rule headline:
@@ -87,3 +88,4 @@ rule headline:
         [f for d in DATASETS for f in dataset_figures(d)],
         [RESULTS[role].format(name=d) for d in DATASETS for role in ("table_md", "table_csv", "metrics")],
         [t for d in DATASETS for t in runs_tables(d)],
+        made_for(DATASETS),

@@ -1,25 +1,29 @@
-# Teachers: trained once per (dataset, noise level, seed); their cached predictions feed every student.
+# Teachers: trained once per (dataset, noise level, seed) group; their cached predictions feed every student.
 
+for dir_, (paths_, group_, label_) in TEACHER_JOBS.items():
 
-rule train_teachers:
-    conda:
-        "../../environment.yml"
-    input:
-        data=lambda w: teacher_job(w)[0].clean,
-        noisy=lambda w: teacher_job(w)[0].group_noisy(teacher_job(w)[1]),
-        code=code("train-teachers"),
-    output:
-        directory("models/{dataset}/{datakey}/{noise}/teachers/g{group}-{key}"),
-    params:
-        config=lambda w: run_config(teacher_config(teacher_job(w)[0].params, w.dataset)),
-        noisy_dir=lambda w: teacher_job(w)[0].noise_dir,
-        models=lambda w: members(*teacher_job(w)),
-        device=config["device"],
-    threads: config["pipeline"]["teacher_threads"]
-    # The teachers are the critical path (every distillation student waits for them): start them first.
-    priority: 10
-    log:
-        "results/logs/teachers/{dataset}-{datakey}/{noise}/g{group}-{key}.log",
-    shell:
-        "python -m kdreg --log {log:q} train-teachers --data {input.data:q} --noisy-dir {params.noisy_dir:q} --models {params.models:q}"
-        " --config {params.config:q} --device {params.device:q} --threads {threads} --out-dir {output:q}"
+    rule:
+        name:
+            job_name("train_teachers", label_, f"g{group_}", key=paths_.teacher_key(group_))
+        conda:
+            "../../environment.yml"
+        input:
+            data=paths_.clean,
+            noisy=paths_.group_noisy(group_),
+            code=code("train-teachers"),
+        output:
+            directory(dir_),
+        params:
+            config=run_config(teacher_config(paths_.params, paths_.dataset)),
+            noisy_dir=paths_.noise_dir,
+            models=members(paths_, group_),
+            device=config["device"],
+        threads: config["pipeline"]["teacher_threads"]
+        # The teachers are the critical path (every distillation student waits for them): start them first.
+        priority: 10
+        log:
+            f"results/logs/teachers/{paths_.dataset}-{paths_.data_key}/{paths_.noise}/g{group_}-{paths_.teacher_key(group_)}.log",
+        shell:
+            "python -m kdreg --log {log:q} train-teachers --data {input.data:q} --noisy-dir {params.noisy_dir:q}"
+            " --models {params.models:q} --config {params.config:q} --device {params.device:q} --threads {threads}"
+            " --out-dir {output:q}"
