@@ -224,3 +224,36 @@ def test_predict_head_auto_takes_the_head_with_the_lower_validation_error(group)
         m = res.metrics
         assert m["head"] == ("teacher" if m["teacher_head_val_error"] < m["label_head_val_error"] else "label")
         assert m["rmse"] == m[f"{m['head']}_head_rmse"]
+
+
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_stacked_cross_fit_teachers_equal_one_at_a_time(group, batch_size):
+    """Cross-fitted teachers trained as one stack of members x folds, each fit on its own rows, get what each
+    member's K fits give it alone: the same best epochs, out-of-fold predictions and test error."""
+    ds, noisies, seeds = group
+    cfg = {**TEACHER, "cross_fit": 4, "train": {**TEACHER["train"], "batch_size": batch_size}}
+    assert int((~ds.val).sum()) % 4 == 0
+    stacked = train_teachers(ds, noisies, cfg, seeds, "cpu", stack_size=4)  # one member's 4 fits a stack
+    for res, noisy, seed in zip(stacked, noisies, seeds):
+        alone = train_teacher(ds, noisy, cfg, seed, "cpu")
+        assert res.metrics["best_epochs"] == alone.metrics["best_epochs"] and len(res.states) == 4
+        assert res.metrics["epochs_trained"] == alone.metrics["epochs_trained"]
+        np.testing.assert_allclose(res.t_dev, alone.t_dev, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(res.t_test, alone.t_test, rtol=1e-4, atol=1e-5)
+        for mine, theirs in zip(res.states, alone.states):
+            for k, v in theirs.items():
+                torch.testing.assert_close(mine[k], v, rtol=1e-4, atol=1e-5)
+
+
+def test_refined_teachers_with_a_stacked_first_round_equal_one_at_a_time(group):
+    """Refinement: round 0 trained as one stack, the round on each member's kept rows alone; the same kept
+    fractions, best epochs and predictions as every round alone."""
+    ds, noisies, seeds = group
+    cfg = {**TEACHER, "refine_rounds": 1, "tor": {"k": 2.0}}
+    stacked = train_teachers(ds, noisies, cfg, seeds, "cpu")
+    for res, noisy, seed in zip(stacked, noisies, seeds):
+        alone = train_teacher(ds, noisy, cfg, seed, "cpu")
+        assert res.metrics["refine"] == alone.metrics["refine"]
+        assert res.metrics["best_epochs"] == alone.metrics["best_epochs"]
+        assert res.metrics["epochs_trained"] == alone.metrics["epochs_trained"]
+        np.testing.assert_allclose(res.t_dev, alone.t_dev, rtol=1e-4, atol=1e-5)

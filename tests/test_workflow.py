@@ -52,7 +52,19 @@ def test_group_size_cuts_training_into_more_jobs(workdir):
 def test_default_params_dry_run(tmp_path):
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    counts = job_counts(snakemake(tmp_path, "-n", "all").stdout)
+    dry = snakemake(tmp_path, "-n", "all").stdout
+    counts = job_counts(dry)
+    # every job says what it does and for whom: kind.dataset[-variant][.detail].key, or a rule per results name
+    # whose wildcards name it (aggregate, plot_fits, study, ...)
+    results_names = {f"sinusoid-{v}" for v in params["variants"]} | {"sinusoid"} | {f"{d}-benchmark" for d in
+                                                                                   params["benchmark"]["datasets"]}
+    for rule in set(re.findall(r"^rule (\S+):", dry, flags=re.M)):
+        if "." in rule:
+            kind, label, *_, key = rule.split(".")
+            assert kind in {"make_data", "corrupt", "train_teachers", "train_students", "collect"}, rule
+            assert label in results_names and re.fullmatch(r"[0-9a-f]{8}", key), rule
+        else:
+            assert not re.search(r"[0-9a-f]{8}", rule), rule
     # work the variants share runs once: 3 noise sets (replace, gaussian, replace at n_train 200), one teacher
     # group per distinct teacher, and students only where their settings or their teacher differ; the benchmark
     # suite adds its tables: 5 levels x its seeds noise files, one teacher and one job per method each

@@ -59,13 +59,15 @@ def _teacher_result(dataset: Dataset, data: Prepared, t_train, t_val, t_test, st
                          y_scaler=data.y_scaler, x_scaler=data.x_scaler)
 
 
-def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int, device: str = "auto") -> TeacherResult:
+def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int, device: str = "auto",
+                  first_round: tuple[np.ndarray, int] | None = None) -> TeacherResult:
     """Train the teacher on the noisy labels with early stopping on the validation median absolute error.
 
     ``config``: ``model`` (architecture), ``train`` (:class:`TrainSettings`), ``loss`` (mse | huber | tukey),
     ``cross_fit`` K (K teachers, each predicting the training fold it did not see), ``refine_rounds`` R (reject
     with TOR against the teacher's own predictions and retrain on the kept samples, R times), ``tor`` (the
-    rejection options used by refinement).
+    rejection options used by refinement). ``first_round``: round 0's out-of-fold predictions (standardized) and
+    epochs, when a stack trained it (:func:`train_teachers`); the later rounds are fitted here.
     """
     dev = resolve_device(device)
     data = prepare(dataset, noisy, dev)
@@ -81,7 +83,10 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
     for rnd in range(rounds + 1):
         t_train = np.zeros_like(data.y.cpu().numpy())
         models, best_epochs = [], []
-        for k in range(k_folds):
+        if rnd == 0 and first_round is not None:
+            t_train, trained = first_round
+            epochs_trained += trained
+        for k in range(k_folds if rnd > 0 or first_round is None else 0):
             train_idx = np.flatnonzero(((fold != k) if k_folds > 1 else True) & keep)
             if len(train_idx) == 0:
                 raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
@@ -135,6 +140,15 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
     :func:`train_teacher` per seed, to float rounding."""
     settings, loss_name, k_folds, rounds = _teacher_options(config)
     mcfg = model_config(dataset, config.get("model", {}), role="teacher")
+    if stackable(mcfg, stacked) and (k_folds > 1 or rounds > 0) and int((~dataset.val).sum()) % k_folds == 0:
+        # Round 0 (every member's K fits on equal folds) as stacks; a refinement round's rows are the ones its
+        # member kept, a different number each, so those fits run one at a time.
+        per_stack = max(1, (stack_size or len(seeds) * k_folds) // k_folds)   # members whose K fits share a stack
+        first = [r for c in chunks(len(seeds), per_stack)
+                 for r in _first_round_stacked(dataset, noisies[c], config, seeds[c], device, resume, rounds > 0)]
+        if rounds == 0:
+            return first
+        return [train_teacher(dataset, n, config, s, device, first_round=f) for n, s, f in zip(noisies, seeds, first)]
     if not stackable(mcfg, stacked) or k_folds > 1 or rounds > 0:
         return [train_teacher(dataset, n, config, s, device) for n, s in zip(noisies, seeds)]
     if stack_size and len(seeds) > stack_size:
@@ -183,3 +197,77 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
     trained = tracker.epochs_trained(last)
     return [_teacher_result(dataset, p, t_train[b], t_val[b], t_test[b], [states[b]], mcfg, [int(tracker.epoch[b])],
                             [], trained[b]) for b, p in enumerate(preps)]
+
+
+def _first_round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int], device: str,
+                         resume: ResumeDir | None, more_rounds: bool) -> list:
+    """Round 0 of :func:`train_teacher` for B members, their B × K fits as one stack: fit (b, k) trains on member
+    b's rows outside its fold k (all rows without cross-fitting; equal folds, so every fit has as many rows, each
+    its own), from the same initialization, seed and early stopping as alone. Returns each member's
+    :class:`TeacherResult`, or with ``more_rounds`` its ``(out-of-fold predictions, standardized; epochs)`` for
+    the rounds that follow."""
+    settings, loss_name, k_folds, _ = _teacher_options(config)
+    mcfg = model_config(dataset, config.get("model", {}), role="teacher")
+    dev = resolve_device(device)
+    preps = [prepare(dataset, n, dev) for n in noisies]
+    x = shared_inputs(preps)                                                # (N, in)
+    n = len(x)
+    folds = [rng(s, "folds").permutation(n) % k_folds if k_folds > 1 else np.zeros(n, dtype=int)
+             for s in seeds]                                                # each member's own folds, as alone
+    fits = [(b, k) for b in range(len(seeds)) for k in range(k_folds)]
+    rows = torch.stack([torch.as_tensor(np.flatnonzero(folds[b] != k) if k_folds > 1 else np.arange(n), device=dev)
+                        for b, k in fits])                                  # (M, R)
+    x_fit = x[rows]                                                         # (M, R, in)
+    y_fit = torch.stack([preps[b].y[r] for (b, _), r in zip(fits, rows)])  # (M, R, D)
+    fit_seeds = [derive_seed(seeds[b], "teacher", k, 0) for b, k in fits]
+    models = []
+    for s in fit_seeds:  # the same initialization as the one-at-a-time path
+        torch.manual_seed(s)
+        models.append(create_model(mcfg))
+    stack = StackedMLP(models).to(dev)
+    y_val = np.stack([preps[b].y_val for b, _ in fits])                    # (M, V, D) noisy, original units
+    center = np.stack([preps[b].y_scaler.center for b, _ in fits])[:, None, :]
+    scale = np.stack([preps[b].y_scaler.scale for b, _ in fits])[:, None, :]
+    tracker = BestEpochs(len(fits), settings.patience)
+    best = [p.detach().clone() for p in stack.parameters()]
+
+    def on_eval(epoch):
+        pred = (predict(stack, preps[0].x_val).astype(np.float64) * scale + center).astype(np.float32)
+        improved = tracker.update(epoch, np.median(np.sqrt(((pred - y_val) ** 2).sum(axis=-1)), axis=1))
+        if improved.any():
+            keep_selected(stack, best, improved)
+        return tracker.all_stopped
+
+    def get_extra():
+        return {"tracker": tracker.state(), "best": [b.clone() for b in best]}
+
+    def set_extra(extra):
+        tracker.load(extra["tracker"])
+        for b, saved in zip(best, extra["best"]):
+            b.copy_(saved)
+
+    state_key = fingerprint("first-round teachers", config, noisies, seeds)
+    last = fit(stack, get_loss(TEACHER_LOSSES[loss_name]), x_fit, y_fit, None, settings, fit_seeds, on_eval=on_eval,
+               desc=f"{len(seeds)} teachers x {k_folds} fits",
+               resume=resume and resume.at(f"teachers-{state_key}", state_key, get_extra=get_extra,
+                                           set_extra=set_extra))
+    with torch.no_grad():
+        for p, b in zip(stack.parameters(), best):
+            p.copy_(b)
+    p_train, p_val, p_test = predict(stack, x), predict(stack, preps[0].x_val), predict(stack, preps[0].x_test)
+    states, trained = stack.state_dicts(), tracker.epochs_trained(last)
+    results = []
+    for b, prep in enumerate(preps):
+        own = [m for m, (b_, _) in enumerate(fits) if b_ == b]              # member b's K fits, fold order
+        t_train = np.zeros_like(prep.y.cpu().numpy())
+        for m in own:
+            held_out = folds[b] == fits[m][1]
+            t_train[held_out] = p_train[m][held_out]
+        if more_rounds:
+            results.append((t_train, int(sum(trained[m] for m in own))))
+            continue
+        results.append(_teacher_result(
+            dataset, prep, t_train, np.mean([p_val[m] for m in own], axis=0),
+            np.mean([p_test[m] for m in own], axis=0), [states[m] for m in own], mcfg,
+            [int(tracker.epoch[m]) for m in own], [], int(sum(trained[m] for m in own))))
+    return results

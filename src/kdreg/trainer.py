@@ -178,8 +178,8 @@ def _batches(x, y, t, gens, bs: int):
     perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(y.device)  # (B, N)
     rows = torch.arange(len(gens), device=y.device)[:, None]
     for idx in perms.split(bs, dim=1):
-        if y.dim() == 3:  # a stack: (B, bs) indices, each model's own samples
-            yield x[idx], y[rows, idx], None if t is None else t[rows, idx]
+        if y.dim() == 3:  # a stack: (B, bs) indices, each model's own samples (and own inputs, if (B, N, in))
+            yield (x[rows, idx] if x.dim() == 3 else x[idx]), y[rows, idx], None if t is None else t[rows, idx]
         else:
             idx = idx[0]
             yield x[idx], y[idx], None if t is None else t[idx]

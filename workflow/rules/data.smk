@@ -50,5 +50,5 @@ for name_, (paths_, members_) in NOISE_JOBS.items():
         log:
             f"results/logs/corrupt/{paths_.dataset}-{paths_.data_key}/{paths_.noise}/{name_}.log",
         shell:
-            "python -m kdreg --log {log:q} corrupt --data {input.data:q} --kind {params.kind:q} --spread {params.spread}"
+            "python -m kdreg --log {log:q} corrupt --data {input.data:q} --kind {params.kind:q} --spread {params.spread:q}"
             " --level {params.levels:q} --seed {params.seeds:q} --out {output.data:q}"
