@@ -1,6 +1,6 @@
 """Teachers: trained on the noisy labels with early stopping on the validation median absolute error, one at
-a time (cross-fitting, refinement, CNNs) or as a stack of MLPs (:mod:`kdreg.stacked`). Predictions and metrics
-are returned in original label units.
+a time (CNNs, refinement rounds) or as a stack of MLP fits (:mod:`kdreg.stacked`). Predictions and metrics are
+returned in original label units.
 """
 from __future__ import annotations
 
@@ -135,68 +135,22 @@ def _tor_options(cfg: dict | None) -> dict:
 def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int],
                    device: str = "auto", stacked: bool = True, stack_size: int = 0,
                    resume: ResumeDir | None = None) -> list[TeacherResult]:
-    """One teacher per (noisy labels, seed), trained in stacks of ``stack_size`` (0: all) where possible (an MLP
-    teacher without cross-fitting or refinement); otherwise one after another. Results match
-    :func:`train_teacher` per seed, to float rounding."""
-    settings, loss_name, k_folds, rounds = _teacher_options(config)
+    """One teacher per (noisy labels, seed). MLP teachers train in stacks of ``stack_size`` fits (0: all): a member's
+    K cross-fit fits share its stack, and a refined teacher's first round is stacked, its later rounds fitted one
+    at a time; CNNs, and folds of unequal size, one after another. Results match :func:`train_teacher` per seed,
+    to float rounding."""
+    _, _, k_folds, rounds = _teacher_options(config)
     mcfg = model_config(dataset, config.get("model", {}), role="teacher")
-    if stackable(mcfg, stacked) and (k_folds > 1 or rounds > 0) and int((~dataset.val).sum()) % k_folds == 0:
-        # Round 0 (every member's K fits on equal folds) as stacks; a refinement round's rows are the ones its
-        # member kept, a different number each, so those fits run one at a time.
-        per_stack = max(1, (stack_size or len(seeds) * k_folds) // k_folds)   # members whose K fits share a stack
-        first = [r for c in chunks(len(seeds), per_stack)
-                 for r in _first_round_stacked(dataset, noisies[c], config, seeds[c], device, resume, rounds > 0)]
-        if rounds == 0:
-            return first
-        return [train_teacher(dataset, n, config, s, device, first_round=f) for n, s, f in zip(noisies, seeds, first)]
-    if not stackable(mcfg, stacked) or k_folds > 1 or rounds > 0:
+    if not stackable(mcfg, stacked) or int((~dataset.val).sum()) % k_folds:
         return [train_teacher(dataset, n, config, s, device) for n, s in zip(noisies, seeds)]
-    if stack_size and len(seeds) > stack_size:
-        return [r for c in chunks(len(seeds), stack_size)
-                for r in train_teachers(dataset, noisies[c], config, seeds[c], device, stacked, stack_size, resume)]
-    dev = resolve_device(device)
-    preps = [prepare(dataset, n, dev) for n in noisies]
-    x, y = shared_inputs(preps), torch.stack([p.y for p in preps])          # (N, in), (B, N, D)
-    fit_seeds = [derive_seed(s, "teacher", 0, 0) for s in seeds]
-    models = []
-    for s in fit_seeds:  # the same initialization as the one-at-a-time path
-        torch.manual_seed(s)
-        models.append(create_model(mcfg))
-    stack = StackedMLP(models).to(dev)
-    y_val = np.stack([p.y_val for p in preps])                              # (B, V, D) noisy, original units
-    center = np.stack([p.y_scaler.center for p in preps])[:, None, :]
-    scale = np.stack([p.y_scaler.scale for p in preps])[:, None, :]
-    tracker = BestEpochs(len(seeds), settings.patience)
-    best = [p.detach().clone() for p in stack.parameters()]
-
-    def on_eval(epoch):
-        pred = (predict(stack, preps[0].x_val).astype(np.float64) * scale + center).astype(np.float32)
-        err = np.median(np.sqrt(((pred - y_val) ** 2).sum(axis=-1)), axis=1)  # (B,)
-        improved = tracker.update(epoch, err)
-        if improved.any():
-            keep_selected(stack, best, improved)
-        return tracker.all_stopped
-
-    def get_extra():
-        return {"tracker": tracker.state(), "best": [b.clone() for b in best]}
-
-    def set_extra(extra):
-        tracker.load(extra["tracker"])
-        for b, saved in zip(best, extra["best"]):
-            b.copy_(saved)
-
-    state_key = fingerprint("teachers", config, noisies, seeds)
-    last = fit(stack, get_loss(TEACHER_LOSSES[loss_name]), x, y, None, settings, fit_seeds, on_eval=on_eval,
-        desc=f"{len(seeds)} teachers", resume=resume and resume.at(f"teachers-{state_key}", state_key,
-                                                                   get_extra=get_extra, set_extra=set_extra))
-    with torch.no_grad():
-        for p, b in zip(stack.parameters(), best):
-            p.copy_(b)
-    t_train, t_val, t_test = predict(stack, x), predict(stack, preps[0].x_val), predict(stack, preps[0].x_test)
-    states = stack.state_dicts()
-    trained = tracker.epochs_trained(last)
-    return [_teacher_result(dataset, p, t_train[b], t_val[b], t_test[b], [states[b]], mcfg, [int(tracker.epoch[b])],
-                            [], trained[b]) for b, p in enumerate(preps)]
+    # Round 0 (every member's K fits, on equal folds) as stacks; a refinement round's rows are the ones its member
+    # kept, a different number each, so those fits run one at a time.
+    per_stack = max(1, (stack_size or len(seeds) * k_folds) // k_folds)   # members whose K fits share a stack
+    first = [r for c in chunks(len(seeds), per_stack)
+             for r in _first_round_stacked(dataset, noisies[c], config, seeds[c], device, resume, rounds > 0)]
+    if rounds == 0:
+        return first
+    return [train_teacher(dataset, n, config, s, device, first_round=f) for n, s, f in zip(noisies, seeds, first)]
 
 
 def _first_round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int], device: str,
