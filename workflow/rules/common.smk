@@ -42,15 +42,16 @@ def methods_of(name):
 # Every job, by the path it makes. Paths are keyed by content, so a job that two variants share is one entry and
 # runs once. Each job is a rule of its own, named for what it does and for whom: the kind, the results name of the
 # first variant that needs it (a job variants share says so in its log), then the key of the folder it writes,
-# e.g. train_teachers.sinusoid-teacher_tukey.g0.1a2b3c4d. OWNERS maps a unit's path to that label.
-DATA_JOBS, TEACHER_JOBS, RUNS_JOBS, OWNERS = {}, {}, {}, {}
+# e.g. train_teachers.sinusoid-teacher_tukey.g0.1a2b3c4d.
+DATA_JOBS, TEACHER_JOBS, RUNS_JOBS = {}, {}, {}
+# A unit's label: its results name with the fold in place of the dataset (sinusoid-teacher_tukey, mpiigaze.p03).
+LABELS = {(name, unit): unit + name[len(NAMES[name][0]):] for name, unit in PATHS}
 for (name_, unit_), paths_ in PATHS.items():
-    label_ = unit_ + name_[len(NAMES[name_][0]):]  # sinusoid-teacher_tukey, mpiigaze.p03
+    label_ = LABELS[name_, unit_]
     DATA_JOBS.setdefault(paths_.clean, (paths_, label_))
     for g_ in range(len(paths_.groups)):
         TEACHER_JOBS.setdefault(paths_.teacher_dir(g_), (paths_, g_, label_))
     RUNS_JOBS.setdefault(paths_.runs_table(methods_of(name_)), (paths_, methods_of(name_), label_))
-    OWNERS[id(paths_)] = label_
 
 
 def job_name(kind, label, *detail, key):
@@ -65,7 +66,7 @@ for (name_, unit_), paths_ in PATHS.items():
         claimed_.update(paths_.noisy(lvl_, s_) for lvl_, s_ in new_)
         if new_:
             key_ = layout.config_key([paths_.noisy(*m) for m in new_])
-            NOISE_JOBS[job_name("corrupt", OWNERS[id(paths_)], paths_.kind, f"g{g_}", key=key_)] = (paths_, new_)
+            NOISE_JOBS[job_name("corrupt", LABELS[name_, unit_], paths_.kind, f"g{g_}", key=key_)] = (paths_, new_)
 
 # Student jobs: per group, its methods split into pipeline.student_jobs = J jobs, each one process training its
 # methods as one stacked model (J = 0: one job per method, for clusters). A student path that two variants share
@@ -79,7 +80,7 @@ for (name_, unit_), paths_ in PATHS.items():
         for part_ in (layout.split_evenly(ms_, jobs_) if jobs_ else [[m] for m in ms_]):
             key_ = layout.config_key([paths_.student_dir(m, g_) for m in part_])
             methods_ = part_[0] if len(part_) == 1 else f"{part_[0]}-to-{part_[-1]}"
-            STUDENT_GROUP_JOBS[job_name("train_students", OWNERS[id(paths_)], f"g{g_}", methods_, key=key_)] = (
+            STUDENT_GROUP_JOBS[job_name("train_students", LABELS[name_, unit_], f"g{g_}", methods_, key=key_)] = (
                 paths_, g_, part_)
 
 

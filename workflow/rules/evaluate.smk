@@ -35,8 +35,8 @@ rule aggregate:
     log:
         "results/logs/aggregate/{name}.log",
     shell:
-        "python -m kdreg --log {log:q} aggregate --runs {input.runs:q} --runs-copy {output.runs:q} --metric {params.metric}"
-        " --methods {params.methods} --seeds {params.seeds} --metrics {output.metrics:q}"
+        "python -m kdreg --log {log:q} aggregate --runs {input.runs:q} --runs-copy {output.runs:q} --metric {params.metric:q}"
+        " --methods {params.methods:q} --seeds {params.seeds:q} --metrics {output.metrics:q}"
         " --table-md {output.table_md:q} --table-csv {output.table_csv:q} --error-csv {output.error:q}"
         " --error-wide-csv {output.error_wide:q} --rejection-csv {output.rejection:q}"
 

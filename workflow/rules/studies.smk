@@ -19,7 +19,7 @@ rule study:
     log:
         "results/logs/studies/{dataset}/{study}.log",
     shell:
-        "python -m kdreg --log {log:q} study --runs {params.runs:q} --metric {params.metric}"
+        "python -m kdreg --log {log:q} study --runs {params.runs:q} --metric {params.metric:q}"
         " --csv {output.csv:q} --md {output.md:q} --title {params.title:q}"
 
 
