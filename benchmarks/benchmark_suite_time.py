@@ -44,14 +44,17 @@ def main() -> None:
             shutil.rmtree(folder, ignore_errors=True)
         for f in (ROOT / "results").glob(f"*/{d}-benchmark*"):
             f.unlink()
-    shutil.rmtree(ROOT / "results/tables/benchmark", ignore_errors=True)
+    for folder in ("tables", "figures"):
+        shutil.rmtree(ROOT / "results" / folder / "benchmark", ignore_errors=True)
     before = matmul_gflops(args.cores)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(args.cores), "benchmark"], cwd=ROOT,
                    check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     after = matmul_gflops(args.cores)
-    print(f"benchmark suite ({len(suite)} tables, {params['benchmark']['overrides'].get('seeds')} seeds) from empty on "
+    kinds = params["benchmark"].get("noise_kinds") or ["resample"]
+    print(f"benchmark suite ({len(suite)} tables x {len(kinds)} noise kinds, "
+          f"{params['benchmark']['overrides'].get('seeds')} seeds) from empty on "
           f"{args.cores} cores: {wall:.0f} s ({wall / 60:.1f} min)")
     print(f"float32 matmul (25 x 1920x128 @ 128x128, {args.cores} threads): {before:.0f} GFLOP/s before, "
           f"{after:.0f} after")

@@ -54,14 +54,17 @@ def base_params(**benchmark) -> dict:
 
 def test_benchmark_params_enable_exactly_the_suite_with_its_overrides():
     p = base_params()
-    suite = variants.resolve(validate_params(p, SCHEMA), SCHEMA)[variants.BENCHMARK]
+    resolved = variants.resolve(validate_params(p, SCHEMA), SCHEMA)
     names = p["benchmark"]["datasets"]
-    assert sorted(d for d, c in suite["datasets"].items() if c["enabled"]) == sorted(names)
-    assert suite["seeds"] == p["benchmark"]["overrides"]["seeds"] and suite["noise"]["kind"] == "resample"
-    assert all(suite["datasets"][d]["teacher"]["loss"] == "tukey" for d in names)
+    for kind in ("replace", "resample"):  # the suite once per noise kind
+        suite = resolved[variants.benchmark_variant(kind)]
+        assert sorted(d for d, c in suite["datasets"].items() if c["enabled"]) == sorted(names)
+        assert suite["seeds"] == p["benchmark"]["overrides"]["seeds"] and suite["noise"]["kind"] == kind
+        assert all(suite["datasets"][d]["teacher"]["loss"] == "tukey" for d in names)
+        assert suite["loss_options"]["tor"]["threshold"] == "mixture"
+        assert variants.runs_for(p, f"benchmark_{kind}", "boston") and not variants.runs_for(
+            p, f"benchmark_{kind}", "sinusoid")
     assert p["datasets"]["boston"]["enabled"] is False  # the default params never run the suite
-    assert variants.runs_for(p, variants.BENCHMARK, "boston") and not variants.runs_for(p, variants.BENCHMARK,
-                                                                                         "sinusoid")
 
 
 @pytest.mark.parametrize("edit, says", [
@@ -69,6 +72,8 @@ def test_benchmark_params_enable_exactly_the_suite_with_its_overrides():
                                                                     "datasets: (unknown: ['bostn']"),
     (lambda p: p["benchmark"].update(dataset_overrides={"teacher.los": "tukey"}),
      "benchmark.dataset_overrides: datasets.boston.teacher.los"),
+    (lambda p: p["benchmark"].update(overrides={"noise.kind": "replace"}), "list the suite's kinds in "
+                                                                           "benchmark.noise_kinds"),
     (lambda p: p["benchmark"].update(overrides={"pipeline.stack": False}), "benchmark.overrides: pipeline.stack "
                                                                            "cannot be overridden"),
     (lambda p: p["variants"].update(benchmark={"seeds": 2}), "variant name 'benchmark'"),
@@ -89,7 +94,7 @@ def test_every_benchmark_dataset_is_in_dvc_plots_and_metrics():
     files = {f for entry in dvc["plots"] if isinstance(entry, dict) for spec in entry.values() if isinstance(spec, dict)
              for f in (spec.get("y") or {})}
     p = base_params()
-    names = [variants.result_name(d, variants.BENCHMARK) for d in p["benchmark"]["datasets"]]
+    names = [variants.result_name(d, v) for v in variants.benchmark_variants(p) for d in p["benchmark"]["datasets"]]
     names += [d for d, c in p["datasets"].items() if c.get("enabled")]
     assert all(f"results/plots/{n}_error_vs_noise_wide.csv" in files for n in names)
     assert {"results/metrics": {"cache": False, "persist": True}} in dvc["stages"]["reproduce"]["metrics"]
@@ -100,7 +105,8 @@ def suite_params(committed: dict) -> dict:
     p = shrink(committed)
     # the sinusoid stays enabled (the default run needs a dataset); the benchmark target leaves it alone
     p["methods"] = ["scratch", "oracle", "tor_multitask"]
-    p["benchmark"] = {**committed["benchmark"], "enabled": True, "datasets": ["boston", "auto_mpg"]}
+    p["benchmark"] = {**committed["benchmark"], "enabled": True, "datasets": ["boston", "auto_mpg"],
+                      "noise_kinds": ["resample"]}
     p["benchmark"]["overrides"] = {**committed["benchmark"]["overrides"], "seeds": 2, "noise.levels": [0.0, 0.3]}
     p["benchmark"]["dataset_overrides"] = {
         **committed["benchmark"]["dataset_overrides"], "teacher.model.hidden": [16, 16],
@@ -123,12 +129,12 @@ def test_shrunk_suite_report_and_dvc_metrics_diff(tmp_path, committed_params):
     dry = snakemake(tmp_path, "-n", "benchmark").stdout
     assert "sinusoid" not in dry.split("Job stats:")[0]  # the suite target runs the suite alone
     snakemake(tmp_path, "benchmark")
-    summary = pd.read_csv(tmp_path / "results/tables/benchmark/summary.csv")
+    summary = pd.read_csv(tmp_path / "results/tables/benchmark/resample/summary.csv")
     assert set(summary.model) == {"teacher", "scratch", "oracle", "tor_multitask"}
     assert (summary.datasets == 2).all() and set(summary.noise_level) == {0.0, 0.3}
-    md = (tmp_path / "results/tables/benchmark/summary.md").read_text()
+    md = (tmp_path / "results/tables/benchmark/resample/summary.md").read_text()
     assert "Mean rank among the students across the 2 datasets" in md and "auto_mpg" in md
-    assert (tmp_path / "results/figures/benchmark/summary.png").stat().st_size > 10_000
+    assert (tmp_path / "results/figures/benchmark/resample/summary.png").stat().st_size > 10_000
     for d in ("boston", "auto_mpg"):
         config = yaml.safe_load(next((tmp_path / "models" / d).glob("*/resample_spread*/teachers/g0-*/p0.3_s1/"
                                                                         "config.yaml")).read_text())
@@ -140,13 +146,13 @@ def test_shrunk_suite_report_and_dvc_metrics_diff(tmp_path, committed_params):
     report = snakemake(tmp_path, "benchmark", "--report", str(tmp_path / "report.html"))
     assert report.returncode == 0
     html = (tmp_path / "report.html").read_text(errors="replace")
-    assert "Benchmark suite" in html and "boston-benchmark" in html and "geometric mean across tables" in html
+    assert "Benchmark suite" in html and "boston-benchmark_resample" in html and "geometric mean across tables" in html
     # dvc metrics diff sees each table's metrics against the commit made before the run
     diff = run(sys.executable, "-m", "dvc", "metrics", "diff", "--json")
     assert diff.returncode == 0, diff.stderr
     changed = json.loads(diff.stdout or "{}")
     for d in ("boston", "auto_mpg"):
-        keys = changed.get(f"results/metrics/{d}-benchmark.json", {})
+        keys = changed.get(f"results/metrics/{d}-benchmark_resample.json", {})
         assert "p0.3.tor_multitask.rmse_mean" in keys, sorted(changed)
 
 
@@ -179,7 +185,8 @@ def test_kdreg_check_prints_what_a_table_resolves_to(tmp_path, committed_params)
     lines, problems = check("params.yaml", root=tmp_path)
     report = "\n".join(lines)
     assert problems == 0, report
-    assert "benchmark: auto_mpg -> results auto_mpg-benchmark (5 seeds, resample noise)" in report
+    assert "benchmark: auto_mpg -> results auto_mpg-benchmark_resample (5 seeds, resample noise)" in report
+    assert "benchmark: auto_mpg -> results auto_mpg-benchmark_replace (5 seeds, replace noise)" in report
     assert ("features (9): cylinders, displacement, horsepower, weight, acceleration, year, origin=1, origin=2, "
             "origin=3") in report
     assert "splits: train 251, val 63, test 78 rows; target mpg" in report

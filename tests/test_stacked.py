@@ -245,11 +245,18 @@ def test_stacked_cross_fit_teachers_equal_one_at_a_time(group, batch_size):
                 torch.testing.assert_close(mine[k], v, rtol=1e-4, atol=1e-5)
 
 
-def test_refined_teachers_with_a_stacked_first_round_equal_one_at_a_time(group):
-    """Refinement: round 0 trained as one stack, the round on each member's kept rows alone; the same kept
-    fractions, best epochs and predictions as every round alone."""
+@pytest.mark.parametrize("extra", [
+    {"tor": {"k": 2.0}},                                             # MSE refits: every round one stack
+    {"tor": {"threshold": "mixture"}, "loss": "tukey", "refine_loss": "mse"},
+    {"tor": {"k": 2.0}, "cross_fit": 2, "refine_rounds": 2},        # members x folds, two refits
+    {"tor": {"k": 2.0}, "refine_loss": "huber"},                     # refits of another loss: one at a time
+])
+def test_refined_teachers_stacked_equal_one_at_a_time(group, extra):
+    """Refinement: round 0 trained as one stack, each refit as one stack too (a member's rejected rows weigh
+    zero), or one fit at a time for a loss other than MSE; the same kept fractions, best epochs and predictions as
+    every round alone."""
     ds, noisies, seeds = group
-    cfg = {**TEACHER, "refine_rounds": 1, "tor": {"k": 2.0}}
+    cfg = {**TEACHER, "refine_rounds": 1, **extra}
     stacked = train_teachers(ds, noisies, cfg, seeds, "cpu")
     for res, noisy, seed in zip(stacked, noisies, seeds):
         alone = train_teacher(ds, noisy, cfg, seed, "cpu")

@@ -56,8 +56,8 @@ def test_default_params_dry_run(tmp_path):
     counts = job_counts(dry)
     # every job says what it does and for whom: kind.dataset[-variant][.detail].key, or a rule per results name
     # whose wildcards name it (aggregate, plot_fits, study, ...)
-    results_names = {f"sinusoid-{v}" for v in params["variants"]} | {"sinusoid"} | {f"{d}-benchmark" for d in
-                                                                                   params["benchmark"]["datasets"]}
+    results_names = {f"sinusoid-{v}" for v in params["variants"]} | {"sinusoid"} | {
+        f"{d}-benchmark_{k}" for d in params["benchmark"]["datasets"] for k in params["benchmark"]["noise_kinds"]}
     for rule in set(re.findall(r"^rule (\S+):", dry, flags=re.M)):
         if "." in rule:
             kind, label, *_, key = rule.split(".")
@@ -68,20 +68,25 @@ def test_default_params_dry_run(tmp_path):
     # work the variants share runs once: 3 noise sets (replace, gaussian, replace at n_train 200), one teacher
     # group per distinct teacher, and students only where their settings or their teacher differ; the benchmark
     # suite adds its tables: 5 levels x its seeds noise files, one teacher and one job per method each
-    suite = params["benchmark"]["datasets"]
-    assert counts["corrupt"] == 3 + len(suite)  # one job per group of noisy sets: all levels x seeds
-    assert counts["make_data"] == 2 + len(suite)
-    assert counts["train_teachers"] == 8 + len(suite)
+    suite, kinds = params["benchmark"]["datasets"], len(params["benchmark"]["noise_kinds"])
+    assert counts["corrupt"] == 3 + kinds * len(suite)  # one job per group of noisy sets: all levels x seeds
+    assert counts["make_data"] == 2 + len(suite)       # a table's clean data serves both noise kinds
+    # the sinusoid's 11 distinct teachers: mse, huber, tukey, refined, cross-fitted, two under gaussian noise, one
+    # at n_train 200, the mixture likelihood, and the Tukey teacher refitted after mad or after mixture rejection
+    # (the rejection study's refit_mixture and refit_weight, and recommended, share one: mode is a student setting)
+    assert counts["train_teachers"] == 11 + kinds * len(suite)
     # students: a group's methods not trained by an earlier variant, in two jobs (pipeline.student_jobs): on the
     # sinusoid 12 groups of students with something left to train (sweep_w4_n1000 shares all its students with
     # the default and teacher_tukey), two jobs each; two per suite table
-    assert counts["train_students"] == 2 * 12 + 2 * len(suite)
-    assert counts["aggregate"] == 1 + len(params["variants"]) + len(suite)
-    assert counts["study"] == len(params["studies"]) and counts["benchmark_summary"] == 1
-    # one job per method instead: the same students, 82 jobs on the sinusoid
+    # the rejection study adds 14 jobs (a job whose methods all train elsewhere already is not one)
+    assert counts["train_students"] == 2 * 12 + 14 + 2 * kinds * len(suite)
+    assert counts["aggregate"] == 1 + len(params["variants"]) + kinds * len(suite)
+    assert counts["study"] == len(params["studies"]) and counts["benchmark_summary"] == kinds
+    # one job per method instead: the same students, 106 jobs on the sinusoid (of them the rejection study's 18 and
+    # the recommended configuration's 7: every method that reads its refitted teacher)
     per_method_jobs(tmp_path)
     counts = job_counts(snakemake(tmp_path, "-n", "all").stdout)
-    assert counts["train_students"] == 82 + len(suite) * len(params["methods"])
+    assert counts["train_students"] == 106 + kinds * len(suite) * len(params["methods"])
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "METHODS": "kdreg.losses", "TORLoss": "kdreg.losses", "get_loss": "kdreg.losses",
+    "MixtureNLLLoss": "kdreg.losses", "GUMLoss": "kdreg.losses",
     "TwoHeadOutput": "kdreg.models", "TwoHeadStudent": "kdreg.models", "create_model": "kdreg.models",
     "corrupt": "kdreg.noise",
 }

@@ -20,6 +20,7 @@ from kdreg.noise import level_tag
 from kdreg.results import average_folds, ci95, markdown
 
 REFERENCES = (BOUND, TEACHER)  # not students: drawn and tabled, never ranked
+REAL_GAP = 0.9                  # a dataset's gap is real where the oracle's error is at most this share of scratch's
 HEADLINE_LEVELS = (0.2, 0.4)   # the levels the suite's verdict is stated at
 
 
@@ -43,7 +44,8 @@ def per_dataset(runs: dict[str, pd.DataFrame], metric: str) -> pd.DataFrame:
                     b_mean, b_ci = students[best][:2]
                     tied = float(mean - np.nan_to_num(ci) <= b_mean + np.nan_to_num(b_ci))
                 rows.append({"dataset": dataset, "noise_level": level, "model": model, "n": n, "mean": mean,
-                             "ci95": ci, "relative": mean / scratch, "gap_closed": gap,
+                             "ci95": ci, "relative": mean / scratch, "relative_to_oracle": mean / oracle,
+                             "real_gap": bool(oracle <= REAL_GAP * scratch), "gap_closed": gap,
                              "rank": order.index(model) + 1 if model in students else np.nan, "best_or_tied": tied})
     return pd.DataFrame(rows)
 
@@ -54,6 +56,10 @@ def across(long: pd.DataFrame) -> pd.DataFrame:
     for (level, model), g in long.groupby(["noise_level", "model"], sort=True):
         rows.append({"noise_level": level, "model": model, "datasets": g.dataset.nunique(),
                      "relative_geomean": float(np.exp(np.log(g.relative).mean())),
+                     "oracle_relative_geomean": float(np.exp(np.log(g.relative_to_oracle).mean())),
+                     "real_gap_datasets": int(g.real_gap.sum()),
+                     "gap_closed_median_real": (g.gap_closed[g.real_gap].median()
+                                                if g.gap_closed[g.real_gap].notna().any() else np.nan),
                      "gap_closed_mean": g.gap_closed.mean() if g.gap_closed.notna().any() else np.nan,
                      "gap_closed_median": g.gap_closed.median() if g.gap_closed.notna().any() else np.nan,
                      "rank_mean": g["rank"].mean() if g["rank"].notna().any() else np.nan,
@@ -91,6 +97,14 @@ def summary_markdown(long: pd.DataFrame, summary: pd.DataFrame, title: str = "")
     parts.append(markdown(_grid(summary, "best_or_tied", _fmt(".0f"), levels),
                           f"Datasets (of {n}) where the model is best or tied-best (its 95% CI overlaps the best "
                           "student's):"))
+    parts.append(markdown(_grid(summary, "oracle_relative_geomean", _fmt(".3f"), levels),
+                          "Test error relative to the oracle (trained on the clean labels), geometric mean across "
+                          "datasets (1: as good as clean labels):"))
+    real = summary[summary.model == BOUND].set_index("noise_level")["real_gap_datasets"]
+    parts.append(markdown(_grid(summary, "gap_closed_median_real", _fmt(".1f", 100), noisy),
+                          "Share of the scratch→oracle gap closed, median over the datasets whose gap is real (oracle "
+                          f"≤ {REAL_GAP:g}× scratch; per level: " +
+                          ", ".join(f"p={level_tag(lv)} {int(real.get(lv, 0))}" for lv in noisy) + ") (%):"))
     parts.append(markdown(_grid(summary, "relative_geomean", _fmt(".3f"), levels),
                           "Test error relative to scratch, geometric mean across datasets (< 1: better than "
                           "scratch):"))

@@ -34,20 +34,21 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
         runs = [d for d in layout.enabled_datasets(params) if variants.runs_for(params, name, d)]
         lines.append(f"variant {name}: " + ", ".join(f"{k} = {v}" for k, v in overrides.items()) +
                      f" -> results {', '.join(variants.result_name(d, name) for d in runs) or '(no enabled dataset)'}")
-    suite = resolved.get(variants.BENCHMARK)
-    if suite is not None:
+    suites = {v: resolved[v] for v in variants.benchmark_variants(params) if v in resolved}
+    for v, suite in suites.items():
         lines.append(f"benchmark: {', '.join(variants.benchmark_datasets(params))} -> results "
-                     f"{', '.join(variants.result_name(d, variants.BENCHMARK) for d in variants.benchmark_datasets(params))}"
+                     f"{', '.join(variants.result_name(d, v) for d in variants.benchmark_datasets(params))}"
                      f" ({suite['seeds']} seeds, {suite['noise']['kind']} noise)")
     if len(resolved) > 1 and not schema:
         lines.append("variants: not validated (no workflow/schemas/ beside the params file)")
     problems, missing = 0, []
     runs = [(dataset, params) for dataset in layout.enabled_datasets(params)]
-    runs += [(dataset, suite) for dataset in variants.benchmark_datasets(params) if suite is not None]
+    runs += [(dataset, suite) for suite in suites.values() for dataset in variants.benchmark_datasets(params)]
     for dataset, p in runs:
         cfg = p["datasets"][dataset]
         kind = kind_of(dataset, cfg)
-        lines.append(f"dataset {dataset}{' (benchmark)' if p is suite else ''}: kind {kind.name}, task {kind.task}, "
+        suite_note = f" (benchmark, {p['noise']['kind']} noise)" if p is not params else ""
+        lines.append(f"dataset {dataset}{suite_note}: kind {kind.name}, task {kind.task}, "
                      f"headline metric {kind.metric}")
         if kind.name == "table":
             lines += [f"  {line}" for line in _resolved_table(p, dataset)]

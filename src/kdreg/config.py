@@ -216,7 +216,9 @@ def teacher_config(params: dict, dataset: str) -> dict:
     teacher = params["datasets"][base_name(dataset)]["teacher"]
     if not teacher.get("refine_rounds"):  # TOR options matter to a teacher only when it refines
         return dict(teacher)
-    return {**teacher, "tor": params["loss_options"].get("tor", {})}
+    # a refinement round keeps by TOR's mask: how a student uses the mask (mode) does not change the teacher
+    tor = {k: v for k, v in (params["loss_options"].get("tor") or {}).items() if k != "mode"}
+    return {**teacher, "tor": tor}
 
 
 def student_config(params: dict, dataset: str, method: str | None = None) -> dict:

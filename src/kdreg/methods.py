@@ -44,6 +44,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("ail", "AILLoss", sections=("ail",), color="tab:brown"),
     Method("huber", "HuberLoss", sections=("huber",), uses_teacher=False, color="tab:purple"),
     Method("tukey", "TukeyLoss", sections=("tukey",), uses_teacher=False, color="goldenrod"),
+    Method("gum", "GUMLoss", sections=("gum",), uses_teacher=False, color="indigo"),
+    Method("mixture", "MixtureNLLLoss", sections=("mixture",), uses_teacher=False, color="darkslategray"),
     Method("tor", "TORLoss", sections=("tor",), rejects=True, label_units=True, per_fold=True, color="tab:orange"),
     Method("multitask", "MultiTaskLoss", label_loss="MSELoss", sections=("multitask",), color="tab:green"),
     Method("tor_multitask", "MultiTaskLoss", label_loss="TORLoss", sections=("tor", "multitask", "tor_multitask"),
@@ -57,7 +59,7 @@ BOUND = "oracle"
 # The teacher's row in every table: trained on the noisy labels, with one of these losses (params: teacher.loss).
 TEACHER = "teacher"
 TEACHER_COLOR = "black"
-TEACHER_LOSSES = {"mse": "scratch", "huber": "huber", "tukey": "tukey"}
+TEACHER_LOSSES = {"mse": "scratch", "huber": "huber", "tukey": "tukey", "mixture": "mixture"}
 
 
 def get_method(name: str) -> Method:

@@ -39,7 +39,7 @@ def compare(runs: dict[str, pd.DataFrame], metric: str) -> pd.DataFrame:
                 rows.append(_row(variant, level, model, metric, gm[metric]))
                 if level > 0 and b - o > 0:
                     rows.append(_row(variant, level, model, "gap_closed", (b - gm[metric]) / (b - o)))
-                for col in ("rejection_precision", "rejection_recall", "head_is_teacher", "best_epoch"):
+                for col in ("rejection_precision", "rejection_recall", "head_is_teacher", "best_epoch", "val_error"):
                     if col in gm and gm[col].notna().any():
                         rows.append(_row(variant, level, model, col, gm[col]))
             if all(m in by_model for m in DIFFERENCE):
@@ -80,6 +80,7 @@ def summary_markdown(long: pd.DataFrame, metric: str, title: str) -> str:
         data = long.assign(mean=long["mean"] * 100, ci95=long.ci95 * 100) if fmt == "%" else long
         grid = _grid(data, model, quantity, ".1f" if fmt == "%" else fmt, levels)
         parts.append(markdown(grid, f"{heading}, mean ± 95% CI over seeds:"))
+    parts += [m for m in [selection_markdown(long)] if m]
     top = max(levels) if levels else None
     gaps = long[(long.quantity == "gap_closed") & (long.noise_level == top)]
     if not gaps.empty:
@@ -87,6 +88,27 @@ def summary_markdown(long: pd.DataFrame, metric: str, title: str) -> str:
             index="variant", columns="model", values="cell").reindex(long.variant.unique()).fillna("")
         parts.append(markdown(wide.reset_index(), f"Share of the gap closed at p = {level_tag(top)}, every model (%):"))
     return "\n\n".join(parts) + "\n"
+
+
+SELECT_BY = "tor_multitask"  # the study's choice: this method's validation error, every level (0 included)
+
+
+def selection(long: pd.DataFrame) -> pd.DataFrame:
+    """Each variant's mean validation error of ``SELECT_BY`` over every noise level, lowest first: the rule that
+    picks a configuration without a test error (the validation split carries the same noise as training)."""
+    val = long[(long.model == SELECT_BY) & (long.quantity == "val_error")]
+    out = val.groupby("variant", sort=False)["mean"].agg(["mean", "count"]).rename(
+        columns={"mean": "val_error_mean", "count": "levels"}).reset_index()
+    return out.sort_values("val_error_mean", kind="stable").reset_index(drop=True).assign(rank=lambda d: d.index + 1)
+
+
+def selection_markdown(long: pd.DataFrame) -> str:
+    sel = selection(long)
+    if sel.empty:
+        return ""
+    table = sel.assign(val_error_mean=[f"{v:.5f}" for v in sel.val_error_mean])
+    return markdown(table, f"Selection on validation only: `{SELECT_BY}`'s validation error (noisy validation split, "
+                           "median error of its chosen head), mean over every noise level; rank 1 is the choice:")
 
 
 def study(runs_csvs: dict[str, str], metric: str, csv_out: str, md_out: str, title: str = "") -> pd.DataFrame:

@@ -37,8 +37,9 @@ class TeacherResult:
 def _teacher_options(config: dict) -> tuple[TrainSettings, str, int, int]:
     settings = TrainSettings.from_dict(config.get("train"))
     loss_name = config.get("loss", "mse")
-    if loss_name not in TEACHER_LOSSES:
-        raise ValueError(f"teacher.loss must be one of {sorted(TEACHER_LOSSES)}, got {loss_name!r}")
+    for key in ("loss", "refine_loss"):
+        if config.get(key) is not None and config[key] not in TEACHER_LOSSES:
+            raise ValueError(f"teacher.{key} must be one of {sorted(TEACHER_LOSSES)}, got {config[key]!r}")
     k_folds, rounds = int(config.get("cross_fit", 1)), int(config.get("refine_rounds", 0))
     if k_folds < 1 or rounds < 0:
         raise ValueError(f"teacher.cross_fit must be >= 1 and refine_rounds >= 0, got {k_folds}, {rounds}")
@@ -63,7 +64,8 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
                   first_round: tuple[np.ndarray, int] | None = None) -> TeacherResult:
     """Train the teacher on the noisy labels with early stopping on the validation median absolute error.
 
-    ``config``: ``model`` (architecture), ``train`` (:class:`TrainSettings`), ``loss`` (mse | huber | tukey),
+    ``config``: ``model`` (architecture), ``train`` (:class:`TrainSettings`), ``loss`` (mse | huber | tukey |
+    mixture), ``refine_loss`` (the later rounds' loss; default ``loss``),
     ``cross_fit`` K (K teachers, each predicting the training fold it did not see), ``refine_rounds`` R (reject
     with TOR against the teacher's own predictions and retrain on the kept samples, R times), ``tor`` (the
     rejection options used by refinement). ``first_round``: round 0's out-of-fold predictions (standardized) and
@@ -90,8 +92,9 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
             train_idx = np.flatnonzero(((fold != k) if k_folds > 1 else True) & keep)
             if len(train_idx) == 0:
                 raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
-            model, best_epoch, trained = _fit_teacher(mcfg, data, train_idx, get_loss(TEACHER_LOSSES[loss_name]),
-                                             settings, derive_seed(seed, "teacher", k, rnd), dev,
+            model, best_epoch, trained = _fit_teacher(mcfg, data, train_idx,
+                                                      _teacher_loss(config.get("refine_loss") or loss_name
+                                                                    if rnd > 0 else loss_name), settings, derive_seed(seed, "teacher", k, rnd), dev,
                                              desc=f"teacher {k + 1}/{k_folds} round {rnd}")
             own = fold == k if k_folds > 1 else np.ones(n, dtype=bool)
             t_train[own] = predict(model, data.x[torch.as_tensor(np.flatnonzero(own), device=dev)])
@@ -123,9 +126,15 @@ def _fit_teacher(mcfg, data: Prepared, train_idx, loss_fn, settings, seed, dev, 
             state["best"] = copy.deepcopy(model.state_dict())
         return best.all_stopped
 
+    if hasattr(loss_fn, "fit"):
+        loss_fn.to(dev).fit(data.y[idx])
     last = fit(model, loss_fn, data.x[idx], data.y[idx], None, settings, seed, on_eval=on_eval, desc=desc)
     model.load_state_dict(state["best"])
     return model, int(best.epoch[0]), best.epochs_trained(last)[0]
+
+
+def _teacher_loss(loss_name: str):
+    return get_loss(TEACHER_LOSSES[loss_name])
 
 
 def _tor_options(cfg: dict | None) -> dict:
@@ -136,30 +145,62 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
                    device: str = "auto", stacked: bool = True, stack_size: int = 0,
                    resume: ResumeDir | None = None) -> list[TeacherResult]:
     """One teacher per (noisy labels, seed). MLP teachers train in stacks of ``stack_size`` fits (0: all): a member's
-    K cross-fit fits share its stack, and a refined teacher's first round is stacked, its later rounds fitted one
-    at a time; CNNs, and folds of unequal size, one after another. Results match :func:`train_teacher` per seed,
-    to float rounding."""
-    _, _, k_folds, rounds = _teacher_options(config)
+    K cross-fit fits share its stack, and so do a refined teacher's rounds when its refits use MSE (the rows a
+    member rejected weigh zero); refits with another loss run one at a time; CNNs, and folds of unequal size, one
+    after another. Results match :func:`train_teacher` per seed, to float rounding."""
+    _, loss_name, k_folds, rounds = _teacher_options(config)
     mcfg = model_config(dataset, config.get("model", {}), role="teacher")
     if not stackable(mcfg, stacked) or int((~dataset.val).sum()) % k_folds:
         return [train_teacher(dataset, n, config, s, device) for n, s in zip(noisies, seeds)]
-    # Round 0 (every member's K fits, on equal folds) as stacks; a refinement round's rows are the ones its member
-    # kept, a different number each, so those fits run one at a time.
     per_stack = max(1, (stack_size or len(seeds) * k_folds) // k_folds)   # members whose K fits share a stack
+    if rounds == 0 or (config.get("refine_loss") or loss_name) == "mse":
+        return [r for c in chunks(len(seeds), per_stack)
+                for r in _rounds_stacked(dataset, noisies[c], config, seeds[c], device, resume)]
     first = [r for c in chunks(len(seeds), per_stack)
-             for r in _first_round_stacked(dataset, noisies[c], config, seeds[c], device, resume, rounds > 0)]
-    if rounds == 0:
-        return first
+             for r in _round_stacked(dataset, noisies[c], config, seeds[c], device, resume, 0, None, None)]
     return [train_teacher(dataset, n, config, s, device, first_round=f) for n, s, f in zip(noisies, seeds, first)]
 
 
-def _first_round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int], device: str,
-                         resume: ResumeDir | None, more_rounds: bool) -> list:
-    """Round 0 of :func:`train_teacher` for B members, their B × K fits as one stack: fit (b, k) trains on member
-    b's rows outside its fold k (all rows without cross-fitting; equal folds, so every fit has as many rows, each
-    its own), from the same initialization, seed and early stopping as alone. Returns each member's
-    :class:`TeacherResult`, or with ``more_rounds`` its ``(out-of-fold predictions, standardized; epochs)`` for
-    the rounds that follow."""
+class _KeptMSE(torch.nn.Module):
+    """A refit's loss on a stack: ``Σ_i m_i‖s_i − y_i‖² / Σ_i m_i``, the MSE over the rows the member kept, with the
+    0/1 mask ``m`` passed where a student's loss gets the teacher (``(..., N, D)``, so a mini-batch slices it too)."""
+
+    def forward(self, pred, y, m):
+        keep = m[..., 0]
+        return (keep * (pred - y).pow(2).sum(-1)).sum(-1) / keep.sum(-1).clamp_min(1.0)
+
+
+def _rounds_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int], device: str,
+                    resume: ResumeDir | None) -> list[TeacherResult]:
+    """Every round of :func:`train_teacher` for B members as stacks: round 0 with the teacher's loss, each refit
+    with MSE on the rows the member's TOR kept against its previous round's out-of-fold predictions."""
+    _, _, _, rounds = _teacher_options(config)
+    dev = resolve_device(device)
+    keeps, history, spent = None, [[] for _ in seeds], np.zeros(len(seeds), dtype=int)
+    for rnd in range(rounds):
+        out = _round_stacked(dataset, noisies, config, seeds, device, resume, rnd, keeps, None)
+        keeps = []
+        for b, (noisy, (t_train, trained)) in enumerate(zip(noisies, out)):
+            prep = prepare(dataset, noisy, dev)
+            tor = TORLoss(**_tor_options(config.get("tor")), label_scale=prep.y_scaler.scale)
+            t_t = torch.as_tensor(t_train, device=dev)
+            keep = tor.fit(prep.y, t_t).keep_mask(prep.y, t_t).cpu().numpy()
+            if not keep.any():
+                raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
+            keeps.append(keep)
+            history[b].append({"round": rnd, "kept_fraction": float(keep.mean())})
+            spent[b] += trained
+    return _round_stacked(dataset, noisies, config, seeds, device, resume, rounds, keeps, (history, spent))
+
+
+def _round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int], device: str,
+                   resume: ResumeDir | None, rnd: int, keeps: list[np.ndarray] | None, final) -> list:
+    """Round ``rnd`` of :func:`train_teacher` for B members, their B × K fits as one stack: fit (b, k) trains on
+    member b's rows outside its fold k (all rows without cross-fitting; equal folds, so every fit has as many rows,
+    each its own), from the same initialization, seed and early stopping as alone; from round 1, on those of them
+    member b kept (``keeps``), with MSE. ``final``: ``(history, epochs of the earlier rounds)`` of the members when
+    this is their last round, which returns each member's :class:`TeacherResult`; None: each member's ``(out-of-fold
+    predictions, standardized; epochs)`` for the rounds that follow."""
     settings, loss_name, k_folds, _ = _teacher_options(config)
     mcfg = model_config(dataset, config.get("model", {}), role="teacher")
     dev = resolve_device(device)
@@ -173,7 +214,7 @@ def _first_round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: d
                         for b, k in fits])                                  # (M, R)
     x_fit = x[rows]                                                         # (M, R, in)
     y_fit = torch.stack([preps[b].y[r] for (b, _), r in zip(fits, rows)])  # (M, R, D)
-    fit_seeds = [derive_seed(seeds[b], "teacher", k, 0) for b, k in fits]
+    fit_seeds = [derive_seed(seeds[b], "teacher", k, rnd) for b, k in fits]
     models = []
     for s in fit_seeds:  # the same initialization as the one-at-a-time path
         torch.manual_seed(s)
@@ -200,9 +241,18 @@ def _first_round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: d
         for b, saved in zip(best, extra["best"]):
             b.copy_(saved)
 
-    state_key = fingerprint("first-round teachers", config, noisies, seeds)
-    last = fit(stack, get_loss(TEACHER_LOSSES[loss_name]), x_fit, y_fit, None, settings, fit_seeds, on_eval=on_eval,
-               desc=f"{len(seeds)} teachers x {k_folds} fits",
+    state_key = fingerprint("first-round teachers" if rnd == 0 else f"teachers round {rnd}", config, noisies, seeds)
+    mask = None
+    if rnd == 0:
+        loss_fn = _teacher_loss(loss_name).to(dev)
+        if hasattr(loss_fn, "fit"):
+            loss_fn.fit(y_fit)                                              # per fit: (M, R, D)
+    else:
+        loss_fn = _KeptMSE()
+        mask = torch.stack([torch.as_tensor(keeps[b], device=dev)[r] for (b, _), r in zip(fits, rows)])
+        mask = mask[..., None].expand_as(y_fit).to(y_fit.dtype)            # (M, R, D)
+    last = fit(stack, loss_fn, x_fit, y_fit, mask, settings, fit_seeds, on_eval=on_eval,
+               desc=f"{len(seeds)} teachers x {k_folds} fits, round {rnd}",
                resume=resume and resume.at(f"teachers-{state_key}", state_key, get_extra=get_extra,
                                            set_extra=set_extra))
     with torch.no_grad():
@@ -217,11 +267,13 @@ def _first_round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: d
         for m in own:
             held_out = folds[b] == fits[m][1]
             t_train[held_out] = p_train[m][held_out]
-        if more_rounds:
-            results.append((t_train, int(sum(trained[m] for m in own))))
+        epochs = int(sum(trained[m] for m in own))
+        if final is None and rnd < _teacher_options(config)[3]:
+            results.append((t_train, epochs))
             continue
+        history, spent = final if final is not None else ([[] for _ in seeds], np.zeros(len(seeds), dtype=int))
         results.append(_teacher_result(
             dataset, prep, t_train, np.mean([p_val[m] for m in own], axis=0),
             np.mean([p_test[m] for m in own], axis=0), [states[m] for m in own], mcfg,
-            [int(tracker.epoch[m]) for m in own], [], int(sum(trained[m] for m in own))))
+            [int(tracker.epoch[m]) for m in own], history[b], epochs + int(spent[b])))
     return results

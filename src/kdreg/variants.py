@@ -16,7 +16,8 @@ import re
 
 VARIANT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 DEFAULT = "default"  # the params without overrides, where a study lists it
-BENCHMARK = "benchmark"  # the suite of real tables (params.yaml ``benchmark:``), run like a variant
+BENCHMARK = "benchmark"  # the suite of real tables (params.yaml ``benchmark:``), run as one variant per noise kind:
+                         # benchmark_replace, benchmark_resample
 SEPARATOR = "-"  # neither dataset nor variant names may hold it, so a results name splits unambiguously
 # Keys a variant may not change, and why: the fix the error message offers.
 FIXED = {
@@ -44,7 +45,7 @@ def runs_for(params: dict, variant: str, dataset: str) -> bool:
     runs for X alone; one that overrides only shared keys (noise, methods, ...) runs for every enabled dataset."""
     if not variant:
         return True
-    if variant == BENCHMARK:
+    if variant in benchmark_variants(params):
         return dataset in benchmark_datasets(params)
     named = {key.split(".")[1] for key in params["variants"][variant] if key.startswith("datasets.")}
     return not named or dataset in named
@@ -101,9 +102,9 @@ def resolve(params: dict, schema_path, source: str = "params.yaml") -> dict[str,
     from kdreg.config import check_params, validate_params
     out = {"": params}
     for name, overrides in (params.get("variants") or {}).items():
-        if not VARIANT_NAME.match(str(name)) or name in (DEFAULT, BENCHMARK):
+        if not VARIANT_NAME.match(str(name)) or name == DEFAULT or str(name).startswith(BENCHMARK):
             raise ValueError(f"{source}: variant name {name!r} must be lowercase letters, digits and underscores "
-                             "(it names files and metric keys), and not 'default' or 'benchmark'")
+                             "(it names files and metric keys), and neither 'default' nor begin with 'benchmark'")
         if not isinstance(overrides, dict) or not overrides:
             raise ValueError(f"{source}: variants.{name} must map dotted params keys to values, e.g. "
                              "{datasets.sinusoid.teacher.loss: huber}")
@@ -113,9 +114,8 @@ def resolve(params: dict, schema_path, source: str = "params.yaml") -> dict[str,
         validate_params(resolved, schema_path, where)
         check_params(resolved, where)
         out[name] = resolved
-    suite = benchmark_params(params, schema_path, source)
-    if suite is not None:
-        out[BENCHMARK] = suite
+    for kind in benchmark_kinds(params):
+        out[benchmark_variant(kind)] = benchmark_params(params, schema_path, source, kind)
     for study, names in (params.get("studies") or {}).items():
         unknown = [n for n in names if n != DEFAULT and n not in out]
         if unknown:
@@ -135,27 +135,48 @@ def benchmark_datasets(params: dict) -> list[str]:
     return list(suite.get("datasets") or []) if suite.get("enabled") else []
 
 
-def benchmark_params(params: dict, schema_path, source: str = "params.yaml") -> dict | None:
-    """The params of the benchmark suite, or None when it is off: ``benchmark.overrides`` applied, then
-    ``benchmark.dataset_overrides`` in each suite dataset's entry, and exactly the suite's datasets enabled (they
-    are entries of ``datasets:``, usually disabled in the default params)."""
+def benchmark_kinds(params: dict) -> list[str]:
+    """The noise kinds the suite runs under (``benchmark.noise_kinds``); [] when it is off."""
+    suite = params.get("benchmark") or {}
+    return list(suite.get("noise_kinds") or ["resample"]) if suite.get("enabled") else []
+
+
+def benchmark_variant(kind: str) -> str:
+    """``"replace" -> "benchmark_replace"``: the suite under one noise kind, results ``{table}-benchmark_replace``."""
+    return f"{BENCHMARK}_{kind}"
+
+
+def benchmark_variants(params: dict) -> list[str]:
+    return [benchmark_variant(k) for k in benchmark_kinds(params)]
+
+
+def benchmark_params(params: dict, schema_path, source: str = "params.yaml", kind: str | None = None) -> dict | None:
+    """The params of the benchmark suite under noise ``kind`` (default: its first), or None when it is off:
+    ``benchmark.overrides`` and ``noise.kind`` applied, then ``benchmark.dataset_overrides`` in each suite dataset's
+    entry, and exactly the suite's datasets enabled (they are entries of ``datasets:``, usually disabled in the
+    default params)."""
     from kdreg.config import check_params, validate_params
     suite = params.get("benchmark") or {}
     if not suite.get("enabled"):
         return None
+    kind = kind or benchmark_kinds(params)[0]
+    if "noise.kind" in (suite.get("overrides") or {}):
+        raise ValueError(f"{source}: benchmark.overrides sets noise.kind; list the suite's kinds in "
+                         "benchmark.noise_kinds instead (e.g. [replace, resample])")
     names = list(suite.get("datasets") or [])
     unknown = [d for d in names if d not in params["datasets"]]
     if not names or unknown:
         what = f"unknown: {unknown}" if unknown else "none listed"
         raise ValueError(f"{source}: benchmark.datasets must name entries of datasets: ({what}; have: "
                          f"{', '.join(params['datasets'])}); fix the names or set benchmark.enabled: false")
-    resolved = apply_overrides(params, suite.get("overrides") or {}, "overrides", "benchmark")
+    resolved = apply_overrides(params, {**(suite.get("overrides") or {}), "noise.kind": kind}, "overrides",
+                               "benchmark")
     per_dataset = {f"datasets.{d}.{k}": v for d in names for k, v in (suite.get("dataset_overrides") or {}).items()}
     resolved = apply_overrides(resolved, per_dataset, "dataset_overrides", "benchmark")
     for name, cfg in resolved["datasets"].items():
         cfg["enabled"] = name in names
     resolved["variants"], resolved["studies"] = {}, {}
-    where = f"{source}, benchmark (datasets {', '.join(names)})"
+    where = f"{source}, benchmark (datasets {', '.join(names)}; {kind} noise)"
     validate_params(resolved, schema_path, where)
     check_params(resolved, where)
     return resolved

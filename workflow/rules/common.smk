@@ -27,7 +27,10 @@ DATASETS = layout.enabled_datasets(config)
 # The benchmark suite ("boston-benchmark") runs like a variant whose params enable the suite's tables.
 NAMES = {variants.result_name(d, v): (d, p) for v, p in VARIANTS.items() for d in layout.enabled_datasets(p)
          if variants.runs_for(config, v, d)}
-BENCHMARK_NAMES = [variants.result_name(d, variants.BENCHMARK) for d in variants.benchmark_datasets(config)]
+# The suite once per noise kind: {kind: ["boston-benchmark_replace", ...]}.
+BENCHMARK_KINDS = {k: [variants.result_name(d, variants.benchmark_variant(k)) for d in variants.benchmark_datasets(config)]
+                   for k in variants.benchmark_kinds(config)}
+BENCHMARK_NAMES = [n for names in BENCHMARK_KINDS.values() for n in names]
 # A unit trains independently: a dataset, or one leave-one-person-out fold of it (mpiigaze.p03).
 UNITS = {name: layout.units(p, d) for name, (d, p) in NAMES.items()}
 PATHS = {(name, u): layout.Paths(p, u) for name, (d, p) in NAMES.items() for u in UNITS[name]}
