@@ -21,8 +21,9 @@ def synthetic(n=4000, pi=0.7, sigma=0.1, seed=0, clean="gaussian"):
 @pytest.mark.parametrize("clean", ["gaussian", "student_t"])
 def test_em_recovers_pi_and_sigma(clean):
     y, t, bad = synthetic(pi=0.7, sigma=0.1, clean=clean)
-    grid = mixture.density_grid(y)
-    w, pi, sigma = mixture.fit_em(y - t, mixture.log_density(y, grid), clean)
+    log_q = mixture.LabelDensity().fit(y)(y)
+    pi, sigma = mixture.fit_em(y - t, log_q, clean)
+    w = mixture.posterior(y - t, log_q, pi, sigma, clean)
     # q is the labels' own density (clean and corrupted together), so π comes out a little under 0.7; Student-t's
     # far tails (ν = 4) are partly explained by q too
     assert abs(float(pi) - 0.7) < (0.05 if clean == "gaussian" else 0.08)

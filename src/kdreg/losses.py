@@ -226,9 +226,10 @@ class TORLoss(nn.Module):
         if clean not in mixture.CLEAN or nu <= 0:
             raise ValueError(f"tor clean must be one of {mixture.CLEAN} and nu > 0, got {clean!r}, {nu}")
         self.clean, self.nu = clean, float(nu)
-        # the mixture's fit: π (...,), σ (..., 1, D) and q's grid, in the (standardized) units the loss sees
-        for name in ("pi", "sigma", "grid_lo", "grid_step", "grid_log_q"):
+        # the mixture's fit: π (...,), σ (..., 1, D) and q, in the (standardized) units the loss sees
+        for name in ("pi", "sigma"):
             self.register_buffer(name, None)
+        self.density = mixture.LabelDensity()
         if threshold == "fixed" and (delta is None or delta < 0):
             raise ValueError("tor threshold 'fixed' needs delta >= 0 (in label units)")
         if threshold == "quantile" and not 0.0 <= q < 1.0:
@@ -249,30 +250,28 @@ class TORLoss(nn.Module):
         check_pair(t, y, "teacher and label")
         r = self.residual(y, t)
         if self.threshold == "mixture":
-            self.grid_lo, self.grid_step, self.grid_log_q = mixture.density_grid(y)
-            _, pi, sigma = mixture.fit_em(y - t, mixture.log_density(y, self._grid()), self.clean, self.nu)
+            pi, sigma = mixture.fit_em(y - t, self.density.fit(y)(y), self.clean, self.nu)
             self.pi, self.sigma = pi.to(y.dtype), sigma.to(y.dtype)
-            self.delta = torch.zeros_like(pi, dtype=self.delta.dtype)  # fitted: δ is not used
         elif self.threshold == "mad":
             self.delta = (self.k * MAD_TO_STD * median(r, dim=-1)).to(self.delta)
         elif self.threshold == "quantile":
             self.delta = torch.quantile(r.double(), 1.0 - self.q, dim=-1).to(self.delta)
         return self
 
-    def _grid(self):
-        return self.grid_lo, self.grid_step, self.grid_log_q
+    def _check_fitted(self) -> None:
+        if self.pi is None if self.threshold == "mixture" else torch.isnan(self.delta).any():
+            raise RuntimeError("TORLoss.fit(y, t) must be called on the training set before the loss is used")
 
     def clean_weight(self, y: Tensor, t: Tensor) -> Tensor:
         """``threshold="mixture"``: each sample's posterior of being clean, ``(..., N)``."""
-        return mixture.posterior(y - t.detach(), mixture.log_density(y, self._grid()), self.pi, self.sigma,
-                                 self.clean, self.nu)
+        self._check_fitted()
+        return mixture.posterior(y - t.detach(), self.density(y), self.pi, self.sigma, self.clean, self.nu)
 
     def keep_mask(self, y: Tensor, t: Tensor) -> Tensor:
         """Boolean ``(..., N)``: True where the sample is kept."""
-        if torch.isnan(self.delta).any():
-            raise RuntimeError("TORLoss.fit(y, t) must be called on the training set before the loss is used")
         if self.threshold == "mixture":
             return self.clean_weight(y, t) >= 0.5
+        self._check_fitted()
         return self.residual(y, t) <= self.delta.unsqueeze(-1)
 
     def forward(self, pred, y: Tensor, t: Tensor) -> Tensor:

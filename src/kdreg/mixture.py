@@ -97,6 +97,30 @@ def log_density(y: Tensor, grid: tuple[Tensor, Tensor, Tensor]) -> Tensor:
     return (v0 + frac * (v1 - v0)).sum(dim=-1)
 
 
+class LabelDensity(nn.Module):
+    """q, the outlier density, fitted once on the training labels and evaluated at any label: the grid of
+    :func:`density_grid` as buffers (so it moves with ``.to(device)`` and a stack's losses), ``None`` until ``fit``."""
+
+    def __init__(self, outlier: str = "labels"):
+        super().__init__()
+        self.outlier = outlier
+        for name in ("lo", "step", "log_q"):
+            self.register_buffer(name, None)
+
+    @property
+    def fitted(self) -> bool:
+        return self.log_q is not None
+
+    @torch.no_grad()
+    def fit(self, y: Tensor) -> "LabelDensity":
+        self.lo, self.step, self.log_q = density_grid(y, outlier=self.outlier)
+        return self
+
+    def forward(self, y: Tensor) -> Tensor:
+        """log q(y): ``(..., N, D) -> (..., N)``."""
+        return log_density(y, (self.lo, self.step, self.log_q))
+
+
 def clean_log_density(r: Tensor, sigma: Tensor, clean: str = "gaussian", nu: float = 4.0) -> Tensor:
     """``log p_c(r)`` per sample, a product over dimensions: ``(..., N, D), (..., 1, D) -> (..., N)``."""
     z2 = (r / sigma).pow(2)
@@ -118,9 +142,9 @@ def posterior(r: Tensor, log_q: Tensor, pi: Tensor, sigma: Tensor, clean: str = 
 
 @torch.no_grad()
 def fit_em(r: Tensor, log_q: Tensor, clean: str = "gaussian", nu: float = 4.0, iters: int = 200,
-           tol: float = 1e-7, pi_max: float = 1.0 - 1e-6) -> tuple[Tensor, Tensor, Tensor]:
-    """EM for π and σ with q held fixed: ``r (..., N, D)``, ``log_q (..., N)`` ->
-    ``(w (..., N), π (...), σ (..., 1, D))``.
+           tol: float = 1e-7, pi_max: float = 1.0 - 1e-6) -> tuple[Tensor, Tensor]:
+    """EM for π and σ with q held fixed: ``r (..., N, D)``, ``log_q (..., N)`` -> ``(π (...), σ (..., 1, D))``
+    (float64); :func:`posterior` gives each sample's w from them.
 
     Starts from π = 0.9 and σ = 1.4826·MAD of r (robust, so the corrupted share does not inflate it); stops when π
     moves less than ``tol``. For the Student-t component, σ's M-step uses the usual latent precisions
@@ -144,7 +168,7 @@ def fit_em(r: Tensor, log_q: Tensor, clean: str = "gaussian", nu: float = 4.0, i
         pi = new_pi
         if done:
             break
-    return posterior(r, log_q, pi, sigma, clean, nu), pi, sigma
+    return pi, sigma
 
 
 class MixtureNLLLoss(nn.Module):
@@ -173,22 +197,20 @@ class MixtureNLLLoss(nn.Module):
             raise ValueError(f"mixture loss: outlier must be labels | uniform, clean one of {CLEAN}, "
                              f"nu > 0 and em_iters >= 1; got {outlier!r}, {clean!r}, {nu}, {em_iters}")
         self.outlier, self.clean, self.nu, self.em_iters = outlier, clean, float(nu), int(em_iters)
-        for name in ("grid_lo", "grid_step", "grid_log_q"):
-            self.register_buffer(name, None)
+        self.density = LabelDensity(outlier)
 
-    @torch.no_grad()
     def fit(self, y: Tensor, t: Tensor | None = None) -> "MixtureNLLLoss":
-        self.grid_lo, self.grid_step, self.grid_log_q = density_grid(y, outlier=self.outlier)
+        self.density.fit(y)
         return self
 
     def forward(self, pred, y: Tensor, t: Tensor | None = None) -> Tensor:
-        if self.grid_log_q is None:
+        if not self.density.fitted:
             raise RuntimeError("MixtureNLLLoss.fit(y) must be called on the training set before the loss is used")
         s = label_head(pred)
         check_pair(s, y)
         r = y - s
-        log_q = log_density(y, (self.grid_lo, self.grid_step, self.grid_log_q))
-        _, pi, sigma = fit_em(r.detach(), log_q, self.clean, self.nu, iters=self.em_iters, tol=0.0)
+        log_q = self.density(y)
+        pi, sigma = fit_em(r.detach(), log_q, self.clean, self.nu, iters=self.em_iters, tol=0.0)
         pi, sigma = pi.to(r.dtype), sigma.to(r.dtype)
         a = torch.log(pi).unsqueeze(-1) + clean_log_density(r, sigma, self.clean, self.nu)
         b = torch.log1p(-pi).unsqueeze(-1) + log_q

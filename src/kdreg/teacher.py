@@ -92,19 +92,17 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
             train_idx = np.flatnonzero(((fold != k) if k_folds > 1 else True) & keep)
             if len(train_idx) == 0:
                 raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
-            model, best_epoch, trained = _fit_teacher(mcfg, data, train_idx,
-                                                      _teacher_loss(config.get("refine_loss") or loss_name
-                                                                    if rnd > 0 else loss_name), settings, derive_seed(seed, "teacher", k, rnd), dev,
-                                             desc=f"teacher {k + 1}/{k_folds} round {rnd}")
+            round_loss = config.get("refine_loss") or loss_name if rnd > 0 else loss_name
+            model, best_epoch, trained = _fit_teacher(mcfg, data, train_idx, round_loss, settings,
+                                                      derive_seed(seed, "teacher", k, rnd), dev,
+                                                      desc=f"teacher {k + 1}/{k_folds} round {rnd}")
             own = fold == k if k_folds > 1 else np.ones(n, dtype=bool)
             t_train[own] = predict(model, data.x[torch.as_tensor(np.flatnonzero(own), device=dev)])
             models.append(model)
             best_epochs.append(best_epoch)
             epochs_trained += trained
         if rnd < rounds:
-            tor = TORLoss(**_tor_options(config.get("tor")), label_scale=data.y_scaler.scale)
-            y_t, t_t = data.y, torch.as_tensor(t_train, device=dev)
-            keep = tor.fit(y_t, t_t).keep_mask(y_t, t_t).cpu().numpy()
+            keep = _refine_keep(config, data, t_train)
             history.append({"round": rnd, "kept_fraction": float(keep.mean())})
 
     t_val = np.mean([predict(m, data.x_val) for m in models], axis=0)
@@ -113,7 +111,7 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
                            best_epochs, history, epochs_trained)
 
 
-def _fit_teacher(mcfg, data: Prepared, train_idx, loss_fn, settings, seed, dev, desc):
+def _fit_teacher(mcfg, data: Prepared, train_idx, loss_name: str, settings, seed, dev, desc):
     torch.manual_seed(seed)
     model = create_model(mcfg).to(dev)
     idx = torch.as_tensor(train_idx, device=dev)
@@ -126,15 +124,27 @@ def _fit_teacher(mcfg, data: Prepared, train_idx, loss_fn, settings, seed, dev, 
             state["best"] = copy.deepcopy(model.state_dict())
         return best.all_stopped
 
-    if hasattr(loss_fn, "fit"):
-        loss_fn.to(dev).fit(data.y[idx])
-    last = fit(model, loss_fn, data.x[idx], data.y[idx], None, settings, seed, on_eval=on_eval, desc=desc)
+    last = fit(model, _teacher_loss(loss_name, data.y[idx]), data.x[idx], data.y[idx], None, settings, seed,
+               on_eval=on_eval, desc=desc)
     model.load_state_dict(state["best"])
     return model, int(best.epoch[0]), best.epochs_trained(last)[0]
 
 
-def _teacher_loss(loss_name: str):
-    return get_loss(TEACHER_LOSSES[loss_name])
+def _teacher_loss(loss_name: str, y: torch.Tensor) -> torch.nn.Module:
+    """The loss named by ``teacher.loss``, fitted on the labels it trains on where it needs them (``mixture``)."""
+    loss_fn = get_loss(TEACHER_LOSSES[loss_name]).to(y.device)
+    return loss_fn.fit(y) if hasattr(loss_fn, "fit") else loss_fn
+
+
+def _refine_keep(config: dict, data: Prepared, t_train: np.ndarray) -> np.ndarray:
+    """The samples a refinement round keeps: TOR (``config["tor"]``) of the labels against the previous round's
+    out-of-fold predictions ``t_train`` (standardized), ``(N,)`` bool."""
+    tor = TORLoss(**_tor_options(config.get("tor")), label_scale=data.y_scaler.scale)
+    t = torch.as_tensor(t_train, device=data.y.device)
+    keep = tor.fit(data.y, t).keep_mask(data.y, t).cpu().numpy()
+    if not keep.any():
+        raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
+    return keep
 
 
 def _tor_options(cfg: dict | None) -> dict:
@@ -157,7 +167,7 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
         return [r for c in chunks(len(seeds), per_stack)
                 for r in _rounds_stacked(dataset, noisies[c], config, seeds[c], device, resume)]
     first = [r for c in chunks(len(seeds), per_stack)
-             for r in _round_stacked(dataset, noisies[c], config, seeds[c], device, resume, 0, None, None)]
+             for r in _round_stacked(dataset, noisies[c], config, seeds[c], device, resume, 0)]
     return [train_teacher(dataset, n, config, s, device, first_round=f) for n, s, f in zip(noisies, seeds, first)]
 
 
@@ -178,29 +188,24 @@ def _rounds_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, 
     dev = resolve_device(device)
     keeps, history, spent = None, [[] for _ in seeds], np.zeros(len(seeds), dtype=int)
     for rnd in range(rounds):
-        out = _round_stacked(dataset, noisies, config, seeds, device, resume, rnd, keeps, None)
-        keeps = []
-        for b, (noisy, (t_train, trained)) in enumerate(zip(noisies, out)):
-            prep = prepare(dataset, noisy, dev)
-            tor = TORLoss(**_tor_options(config.get("tor")), label_scale=prep.y_scaler.scale)
-            t_t = torch.as_tensor(t_train, device=dev)
-            keep = tor.fit(prep.y, t_t).keep_mask(prep.y, t_t).cpu().numpy()
-            if not keep.any():
-                raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
-            keeps.append(keep)
+        out = _round_stacked(dataset, noisies, config, seeds, device, resume, rnd, keeps)
+        keeps = [_refine_keep(config, prepare(dataset, noisy, dev), t_train)
+                 for noisy, (t_train, _) in zip(noisies, out)]
+        for b, (keep, (_, trained)) in enumerate(zip(keeps, out)):
             history[b].append({"round": rnd, "kept_fraction": float(keep.mean())})
             spent[b] += trained
     return _round_stacked(dataset, noisies, config, seeds, device, resume, rounds, keeps, (history, spent))
 
 
 def _round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int], device: str,
-                   resume: ResumeDir | None, rnd: int, keeps: list[np.ndarray] | None, final) -> list:
+                   resume: ResumeDir | None, rnd: int, keeps: list[np.ndarray] | None = None,
+                   earlier: tuple[list, np.ndarray] | None = None) -> list:
     """Round ``rnd`` of :func:`train_teacher` for B members, their B × K fits as one stack: fit (b, k) trains on
     member b's rows outside its fold k (all rows without cross-fitting; equal folds, so every fit has as many rows,
     each its own), from the same initialization, seed and early stopping as alone; from round 1, on those of them
-    member b kept (``keeps``), with MSE. ``final``: ``(history, epochs of the earlier rounds)`` of the members when
-    this is their last round, which returns each member's :class:`TeacherResult`; None: each member's ``(out-of-fold
-    predictions, standardized; epochs)`` for the rounds that follow."""
+    member b kept (``keeps``), with MSE. With ``earlier`` (the members' refinement history and epochs of the rounds
+    before), this is their last round and it returns each member's :class:`TeacherResult`; without, each member's
+    ``(out-of-fold predictions, standardized; epochs)`` for the rounds that follow."""
     settings, loss_name, k_folds, _ = _teacher_options(config)
     mcfg = model_config(dataset, config.get("model", {}), role="teacher")
     dev = resolve_device(device)
@@ -244,9 +249,7 @@ def _round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
     state_key = fingerprint("first-round teachers" if rnd == 0 else f"teachers round {rnd}", config, noisies, seeds)
     mask = None
     if rnd == 0:
-        loss_fn = _teacher_loss(loss_name).to(dev)
-        if hasattr(loss_fn, "fit"):
-            loss_fn.fit(y_fit)                                              # per fit: (M, R, D)
+        loss_fn = _teacher_loss(loss_name, y_fit)                           # fitted per fit: (M, R, D)
     else:
         loss_fn = _KeptMSE()
         mask = torch.stack([torch.as_tensor(keeps[b], device=dev)[r] for (b, _), r in zip(fits, rows)])
@@ -268,10 +271,10 @@ def _round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
             held_out = folds[b] == fits[m][1]
             t_train[held_out] = p_train[m][held_out]
         epochs = int(sum(trained[m] for m in own))
-        if final is None and rnd < _teacher_options(config)[3]:
+        if earlier is None:
             results.append((t_train, epochs))
             continue
-        history, spent = final if final is not None else ([[] for _ in seeds], np.zeros(len(seeds), dtype=int))
+        history, spent = earlier
         results.append(_teacher_result(
             dataset, prep, t_train, np.mean([p_val[m] for m in own], axis=0),
             np.mean([p_test[m] for m in own], axis=0), [states[m] for m in own], mcfg,

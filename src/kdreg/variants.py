@@ -150,16 +150,12 @@ def benchmark_variants(params: dict) -> list[str]:
     return [benchmark_variant(k) for k in benchmark_kinds(params)]
 
 
-def benchmark_params(params: dict, schema_path, source: str = "params.yaml", kind: str | None = None) -> dict | None:
-    """The params of the benchmark suite under noise ``kind`` (default: its first), or None when it is off:
-    ``benchmark.overrides`` and ``noise.kind`` applied, then ``benchmark.dataset_overrides`` in each suite dataset's
-    entry, and exactly the suite's datasets enabled (they are entries of ``datasets:``, usually disabled in the
-    default params)."""
+def benchmark_params(params: dict, schema_path, source: str, kind: str) -> dict:
+    """The params of the benchmark suite under noise ``kind``: ``benchmark.overrides`` and ``noise.kind`` applied,
+    then ``benchmark.dataset_overrides`` in each suite dataset's entry, and exactly the suite's datasets enabled
+    (they are entries of ``datasets:``, usually disabled in the default params)."""
     from kdreg.config import check_params, validate_params
-    suite = params.get("benchmark") or {}
-    if not suite.get("enabled"):
-        return None
-    kind = kind or benchmark_kinds(params)[0]
+    suite = params["benchmark"]
     if "noise.kind" in (suite.get("overrides") or {}):
         raise ValueError(f"{source}: benchmark.overrides sets noise.kind; list the suite's kinds in "
                          "benchmark.noise_kinds instead (e.g. [replace, resample])")

@@ -19,7 +19,8 @@ rule benchmark_summary:
                    category="Benchmark suite"),
         md="results/tables/benchmark/{suite_kind}/summary.md",
     params:
-        runs=lambda w: [f"{variants.split_name(n)[0]}={RESULTS['runs'].format(name=n)}" for n in BENCHMARK_KINDS[w.suite_kind]],
+        runs=lambda w: [f"{variants.split_name(n)[0]}={RESULTS['runs'].format(name=n)}"
+                        for n in BENCHMARK_KINDS[w.suite_kind]],
         title=lambda w: f"**Benchmark suite, {w.suite_kind} noise**: {len(BENCHMARK_KINDS[w.suite_kind])} real tables, "
               f"{VARIANTS[variants.benchmark_variant(w.suite_kind)]['seeds']} seeds",
     log:
