@@ -3,6 +3,7 @@
 #   snakemake --cores 2 figures        every enabled dataset's figures (and what they need)
 #   snakemake --cores 2 tables | metrics | all
 #   snakemake --cores 2 benchmark      the suite of real tables (params.yaml benchmark:)
+#   snakemake --cores 2 frontier       the small-model frontier (params.yaml frontier:)
 #   snakemake --report report.html     every figure and table with captions, from the finished run
 #
 # params.yaml is the only configuration; it is validated against workflow/schemas/ before any job runs.
@@ -34,6 +35,7 @@ include: "workflow/rules/datasets.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/students.smk"
+include: "workflow/rules/frontier.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/studies.smk"
 include: "workflow/rules/figures.smk"
@@ -48,10 +50,11 @@ rule all:
         rules.tables.input,
         rules.metrics.input,
         rules.benchmark.input,
+        rules.frontier.input,
 
 
 # A dataset turned off or a variant removed leaves no results that look current: they move to
 # results/disabled/{name}/.
 onsuccess:
-    for src, dst in layout.retire_results(NAMES):
+    for src, dst in layout.retire_results([*NAMES, *(["frontier"] if FRONTIER_SOURCES else [])]):
         print(f"kdreg: {src} -> {dst} (no enabled dataset or variant makes it)")

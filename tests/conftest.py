@@ -14,10 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def shrink(params: dict) -> dict:
     """2 noise levels, 2 seeds, 3 methods, a 200-sample sinusoid and a few dozen epochs; no variants, no
-    benchmark suite."""
+    benchmark suite; a frontier of two widths at the default params' teachers."""
     p = copy.deepcopy(params)
     p.update(device="cpu", seeds=2, methods=["scratch", "tor", "tor_multitask"], variants={}, studies={},
              benchmark={"enabled": False})
+    p["frontier"] = {"enabled": True, "variants": ["default"], "widths": [2, 8], "methods": ["scratch", "tor_multitask"],
+                     "levels": [0.3], "seeds": 2}
     p["noise"]["levels"] = [0.0, 0.3]
     p["figures"] = {"fits_level": 0.3, "fits_seed": 1}
     s = p["datasets"]["sinusoid"]

@@ -81,12 +81,14 @@ def test_a_moved_checkout_reruns_nothing(finished, tmp_path):
 
 
 @pytest.mark.parametrize("module, rules", [
-    ("plots.py", {"plot_error_vs_noise", "plot_fits", "plot_rejection"}),
-    ("datasets.py", {"make_data", "train_teachers", "train_students"}),  # the kinds table: units and data paths
-    ("noise.py", {"corrupt", "train_teachers", "train_students", "collect", "aggregate", "fits_data"}),
-    ("results.py", {"collect", "aggregate", "fits_data"}),
-    ("stacked.py", {"train_teachers", "train_students"}),
-    ("manifest.py", {"train_teachers", "train_students", "collect"}),
+    ("plots.py", {"plot_error_vs_noise", "plot_fits", "plot_rejection", "plot_frontier", "plot_frontier_summary"}),
+    # the kinds table: units and data paths
+    ("datasets.py", {"make_data", "train_teachers", "train_students", "train_frontier", "frontier_table"}),
+    ("noise.py", {"corrupt", "train_teachers", "train_students", "train_frontier", "collect", "aggregate", "fits_data",
+                  "frontier_table"}),
+    ("results.py", {"collect", "aggregate", "fits_data", "frontier_table"}),
+    ("stacked.py", {"train_teachers", "train_students", "train_frontier"}),
+    ("manifest.py", {"train_teachers", "train_students", "train_frontier", "collect", "frontier_table"}),
 ])
 def test_editing_a_module_reruns_exactly_the_steps_that_import_it(checkout, module, rules):
     source = f"src/kdreg/{module}"

@@ -38,7 +38,8 @@ def test_every_dataset_kind_has_its_schema_section():
 
 
 @pytest.mark.parametrize("module", ["kdreg.methods", "kdreg.datasets", "kdreg.layout", "kdreg.config",
-                                    "kdreg.results", "kdreg.plots", "kdreg.cli", "kdreg.deps"])
+                                    "kdreg.results", "kdreg.plots", "kdreg.cli", "kdreg.cli_parser",
+                                    "kdreg.frontier", "kdreg.deps"])
 def test_light_modules_import_no_torch(module):
     code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

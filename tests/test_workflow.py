@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -61,7 +62,8 @@ def test_default_params_dry_run(tmp_path):
     for rule in set(re.findall(r"^rule (\S+):", dry, flags=re.M)):
         if "." in rule:
             kind, label, *_, key = rule.split(".")
-            assert kind in {"make_data", "corrupt", "train_teachers", "train_students", "collect"}, rule
+            assert kind in {"make_data", "corrupt", "train_teachers", "train_students", "train_frontier",
+                            "collect"}, rule
             assert label in results_names and re.fullmatch(r"[0-9a-f]{8}", key), rule
         else:
             assert not re.search(r"[0-9a-f]{8}", rule), rule
@@ -82,6 +84,10 @@ def test_default_params_dry_run(tmp_path):
     assert counts["train_students"] == 2 * 12 + 14 + 2 * kinds * len(suite)
     assert counts["aggregate"] == 1 + len(params["variants"]) + kinds * len(suite)
     assert counts["study"] == len(params["studies"]) and counts["benchmark_summary"] == kinds
+    # the frontier trains students only: one job per source (recommended's sinusoid, each suite table per kind),
+    # at teachers counted above; one table, a figure per dataset and a summary
+    assert counts["train_frontier"] == 1 + kinds * len(suite) and counts["frontier_table"] == 1
+    assert counts["plot_frontier"] == 1 + len(suite) and counts["plot_frontier_summary"] == 1
     # one job per method instead: the same students, 106 jobs on the sinusoid (of them the rejection study's 18 and
     # the recommended configuration's 7: every method that reads its refitted teacher)
     per_method_jobs(tmp_path)
@@ -97,6 +103,9 @@ def test_default_params_dry_run(tmp_path):
     (lambda p: p["datasets"]["sinusoid"]["student"]["train"].update(lr=-1), "datasets.sinusoid.student.train.lr"),
     (lambda p: p["loss_options"]["tor"].update(threshold="fixed", delta=None), "loss_options.tor"),
     (lambda p: p["figures"].update(fits_level=0.2), "figures.fits_level"),
+    (lambda p: p["frontier"].update(variants=["recommnded"]), "frontier.variants names ['recommnded']"),
+    (lambda p: p["frontier"].update(levels=[0.2]), "the frontier asks for levels [0.2]"),
+    (lambda p: p["frontier"].update(widths=[0, 4]), "frontier.widths.0"),
 ])
 def test_bad_params_fail_before_any_job_naming_the_key(workdir, edit, message):
     params = yaml.safe_load((workdir / "params.yaml").read_text())
@@ -122,6 +131,12 @@ def test_pipeline_end_to_end(workdir):
         assert key in metrics, key
     table = (res / "tables/sinusoid.md").read_text()
     assert "tor_multitask (teacher head)" in table and "p=0.3" in table
+    # the frontier: both widths of both methods at p = 0.3, the teacher's row, its summary and figures
+    front = pd.read_csv(res / "tables/frontier.csv")
+    assert sorted(front[front.model == "tor_multitask"].width) == [2, 8] and (front.model == "teacher").sum() == 1
+    assert "sinusoid.p0.3.best_scratch_rmse" in json.loads((res / "metrics/frontier.json").read_text())
+    for name in ("figures/frontier/sinusoid.png", "figures/frontier/summary.png", "tables/frontier_equal_accuracy.md"):
+        assert (res / name).stat().st_size > 0, name
     # every model's run directory holds its frozen config with seed, commit and versions
     cfg = yaml.safe_load(next((workdir / "models").rglob("tor_multitask/g0-*/p0.3_s1/config.yaml")).read_text())
     assert cfg["seed"] == 1 and cfg["noise_level"] == 0.3
@@ -134,7 +149,8 @@ def test_pipeline_end_to_end(workdir):
     again.mkdir()
     shutil.copy(workdir / "params.yaml", again / "params.yaml")
     snakemake(again, "all")
-    for name in ("metrics/sinusoid.json", "tables/sinusoid.md", "tables/sinusoid.csv", "evaluation/sinusoid_runs.csv"):
+    for name in ("metrics/sinusoid.json", "tables/sinusoid.md", "tables/sinusoid.csv", "evaluation/sinusoid_runs.csv",
+                 "tables/frontier.csv", "metrics/frontier.json"):
         assert (again / "results" / name).read_bytes() == (res / name).read_bytes(), name
     # ... and byte-identical datasets and checkpoints (what DVC hashes), Snakemake's own markers aside
     def tree(root):

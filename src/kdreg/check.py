@@ -74,14 +74,10 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
     return lines, problems
 
 
-def _mlp_parameters(in_dim: int, hidden: list[int], out_dim: int, heads: int = 1) -> int:
-    widths = [in_dim, *hidden]
-    return sum((a + 1) * b for a, b in zip(widths, widths[1:])) + heads * (hidden[-1] + 1) * out_dim
-
-
 def _resolved_table(params: dict, dataset: str) -> list[str]:
     """The features, split sizes and model sizes the run will resolve (as its config.yaml records them)."""
     from kdreg.inputs import default_models
+    from kdreg.models import mlp_parameters
     from kdreg.methods import get_method
     from kdreg.tabular import table_dataset
     cfg, notices = params["datasets"][dataset], []
@@ -95,8 +91,8 @@ def _resolved_table(params: dict, dataset: str) -> list[str]:
     for role, i, h in (("teacher", 0, 1), ("student", 1, heads)):
         model = {**default_models(n_in)[i], **(cfg.get(role, {}).get("model") or {})}
         lines.append(f"{role}: MLP {n_in}-{'-'.join(map(str, model['hidden']))}-{ds.label_dim} ({model['activation']}"
-                     f"), {_mlp_parameters(n_in, model['hidden'], ds.label_dim):,} parameters"
-                     + (f" ({_mlp_parameters(n_in, model['hidden'], ds.label_dim, 2):,} with two heads)"
+                     f"), {mlp_parameters(n_in, model['hidden'], ds.label_dim):,} parameters"
+                     + (f" ({mlp_parameters(n_in, model['hidden'], ds.label_dim, 2):,} with two heads)"
                         if h == 2 else ""))
     return lines
 

@@ -233,3 +233,8 @@ def student_config(params: dict, dataset: str, method: str | None = None) -> dic
     if method is None or get_method(method).heads == 2:
         config["predict_head"] = params["predict_head"]
     return {**config, "loss_options": options}
+
+
+def width_config(config: dict, width: int) -> dict:
+    """A student config with one hidden layer of ``width`` units, the rest kept (the small-model frontier's)."""
+    return {**config, "model": {**(config.get("model") or {}), "hidden": [int(width)]}}

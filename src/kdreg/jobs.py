@@ -102,18 +102,9 @@ def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], co
     ``members`` from the cached teacher predictions, all methods in one stacked model
     (:func:`kdreg.student.train_method_students`); method ``m``'s runs go to ``out_dirs[m]``. Resumable as in
     :func:`run_teachers` (the state beside the first output directory)."""
-    from kdreg.methods import get_method
     from kdreg.student import train_method_students
     from kdreg.trainer import ResumeDir
-    ds = Dataset.load(data)
-    readers = [m for m in configs if get_method(m).uses_teacher]
-    if readers and not teacher_dir:
-        raise ValueError(f"methods {readers} need the teacher's group directory (--teacher-dir)")
-    noisies = [_load_member(noisy_dir, level, seed) for level, seed in members]
-    if readers:
-        verify_group(teacher_dir)  # a damaged teacher is named here, with the fix, not met as a pickle error
-    t_devs = [load_npz(Path(teacher_dir) / layout.member_name(level, seed) / "predictions.npz", ("t_dev",))["t_dev"]
-              if readers else None for level, seed in members]
+    ds, noisies, t_devs = _load_group(data, noisy_dir, members, configs, teacher_dir)
     first = next(iter(out_dirs.values()))
     resume = ResumeDir(_resume_dir(first), checkpoint_every)
     results = train_method_students(ds, noisies, t_devs, configs, [seed for _, seed in members], device, stacked,
@@ -124,3 +115,48 @@ def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], co
                              configs[method], res)
         write_manifest(out_dir)
     shutil.rmtree(_resume_dir(first), ignore_errors=True)
+
+
+def _load_group(data: str, noisy_dir: str, members: list[tuple[float, int]], configs: dict[str, dict],
+                teacher_dir: str | None) -> tuple:
+    """(dataset, each member's noisy labels, each member's teacher predictions or None where no method of
+    ``configs`` reads the teacher)."""
+    from kdreg.methods import get_method
+    ds = Dataset.load(data)
+    readers = [m for m in configs if get_method(m).uses_teacher]
+    if readers and not teacher_dir:
+        raise ValueError(f"methods {readers} need the teacher's group directory (--teacher-dir)")
+    noisies = [_load_member(noisy_dir, level, seed) for level, seed in members]
+    if readers:
+        verify_group(teacher_dir)  # a damaged teacher is named here, with the fix, not met as a pickle error
+    t_devs = [load_npz(Path(teacher_dir) / layout.member_name(level, seed) / "predictions.npz", ("t_dev",))["t_dev"]
+              if readers else None for level, seed in members]
+    return ds, noisies, t_devs
+
+
+def run_frontier(data: str, noisy_dir: str, members: list[tuple[float, int]], configs: dict[str, dict],
+                 widths: list[int], teacher_dir: str | None, out_dir: str, device: str = "auto",
+                 stacked: bool = True, stack_size: int = 0, checkpoint_every: int = 0) -> None:
+    """The small-model frontier's students (:mod:`kdreg.frontier` reads them): every method of ``configs`` with one hidden
+    layer of each width, one per member, width by width, each width's methods as one stacked model (widths apart:
+    a stack runs until its slowest model stops, and the narrowest train longest). Runs go to
+    ``{out_dir}/w{width}/{method}/p{level}_s{seed}/``; their metrics add the width and the deployed parameter
+    count (one head: :func:`kdreg.models.mlp_parameters`)."""
+    from kdreg.config import width_config
+    from kdreg.models import mlp_parameters
+    from kdreg.student import train_method_students
+    from kdreg.trainer import ResumeDir
+    ds, noisies, t_devs = _load_group(data, noisy_dir, members, configs, teacher_dir)
+    resume = ResumeDir(_resume_dir(out_dir), checkpoint_every)  # one state file per width (its configs' key)
+    for width in widths:
+        wconfigs = {m: width_config(c, width) for m, c in configs.items()}
+        results = train_method_students(ds, noisies, t_devs, wconfigs, [seed for _, seed in members], device,
+                                        stacked, stack_size, resume)
+        for method, runs in results.items():
+            for (level, seed), noisy, res in zip(members, noisies, runs):
+                mc = res.model_config
+                res.metrics.update(width=int(width), parameters=mlp_parameters(mc["in_dim"], mc["hidden"], mc["out_dim"]))
+                save_student_run(Path(out_dir) / f"w{width}" / method / layout.member_name(level, seed), ds, noisy,
+                                 seed, method, wconfigs[method], res)
+    write_manifest(out_dir)  # last: a group without it is unfinished
+    shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)

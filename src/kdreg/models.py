@@ -70,6 +70,13 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def mlp_parameters(in_dim: int, hidden: Sequence[int], out_dim: int, heads: int = 1) -> int:
+    """Weights and biases of an MLP with ``heads`` linear heads; ``heads=1`` counts what a two-headed student
+    deploys (its headline uses one head)."""
+    widths = [in_dim, *hidden]
+    return sum((a + 1) * b for a, b in zip(widths, widths[1:])) + heads * (hidden[-1] + 1) * out_dim
+
+
 def create_model(config: dict) -> nn.Module:
     """Build a network from a config such as
     ``{"kind": "mlp", "in_dim": 1, "out_dim": 1, "hidden": [16, 16], "activation": "tanh", "heads": 2}``.

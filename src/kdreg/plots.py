@@ -214,3 +214,89 @@ def benchmark_summary(csv: str, out: str, title: str = "") -> None:
                     title="by mean rank at the highest p", title_fontsize=7)
     fig.suptitle(title)
     _save(fig, out)
+
+
+def _log_axes(ax, y_span: float) -> None:
+    """Log x; log y only where the errors span a decade or more (within one, a log axis shows no tick label)."""
+    ax.set_xscale("log")
+    axes = [ax.xaxis]
+    if y_span >= 10:
+        ax.set_yscale("log")
+        axes.append(ax.yaxis)
+    for axis in axes:
+        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.grid(alpha=0.3, which="both")
+
+
+def frontier(csv: str, out: str, title: str = "", dataset: str | None = None) -> None:
+    """One dataset's frontier (kdreg.frontier): test error against deployed parameters (log axes; the error's
+    linear where it spans less than a decade), a line per method through its widths, the teacher dashed at its
+    error with its parameter count; a panel per noise level, a row per noise kind."""
+    df = pd.read_csv(csv)
+    df = df[df.dataset == dataset] if dataset else df
+    metric = next(c[:-5] for c in df.columns if c.endswith("_mean"))
+    kinds, levels = sorted(df.noise_kind.unique()), sorted(df.noise_level.unique())
+    fig, axes = plt.subplots(len(kinds), len(levels), figsize=(4.2 * len(levels), 3.6 * len(kinds)), squeeze=False,
+                             sharex=True, gridspec_kw={"wspace": 0.3, "hspace": 0.35})
+    for row, kind in zip(axes, kinds):
+        for ax, level in zip(row, levels):
+            g = df[(df.noise_kind == kind) & (df.noise_level == level)]
+            for model in [TEACHER, *(m for m in METHODS if m in set(g.model))]:
+                m = g[g.model == model].sort_values("parameters")
+                if m.empty:
+                    continue
+                if model == TEACHER:
+                    t = m.iloc[0]
+                    ax.axhline(t[f"{metric}_mean"], color=COLORS[TEACHER], ls="--", lw=1.2,
+                               label=f"teacher ({int(t.parameters):,} params)")
+                    continue
+                mean, ci = m[f"{metric}_mean"], m[f"{metric}_ci95"].fillna(0)
+                # a wide interval over few seeds reaches below zero: on a log axis its bar stops at a tenth of the mean
+                ax.errorbar(m.parameters, mean, yerr=[ci.clip(upper=0.9 * mean), ci], capsize=2,
+                            marker=METHOD_MARKERS.get(model, "o"), ms=4, lw=1.6, color=COLORS.get(model),
+                            label=model, ls="--" if model in REFERENCES else "-")
+            means = g[f"{metric}_mean"]
+            _log_axes(ax, means.max() / means.min())
+            ax.set_title(f"{kind} noise, p = {level:g}", fontsize=9)
+            ax.set_xlabel("student parameters (deployed, one head)", fontsize=8)
+            ax.set_ylabel(LABELS.get(metric, metric), fontsize=8)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(title, y=1.0 if len(kinds) > 1 else 1.05)
+    _save(fig, out)
+
+
+def frontier_summary(csv: str, out: str, title: str = "") -> None:
+    """Every dataset's frontier on one scale: each method's error over the best scratch student of any width
+    (same dataset, noise kind and level) against the width; thin lines per dataset, thick the geometric mean."""
+    import numpy as np
+    df = pd.read_csv(csv)
+    df = df[df.model != TEACHER]
+    metric = next(c for c in df.columns if c.endswith("_mean"))
+    best = df[df.model == BASELINE].groupby(["source", "noise_level"])[metric].min()
+    df = df.assign(relative=df[metric].to_numpy() / best.loc[list(zip(df.source, df.noise_level))].to_numpy())
+    levels = sorted(df.noise_level.unique())
+    fig, axes = plt.subplots(1, len(levels), figsize=(4.6 * len(levels), 4.0), sharey=True, squeeze=False,
+                             gridspec_kw={"wspace": 0.08})
+    for ax, level in zip(axes[0], levels):
+        g = df[df.noise_level == level]
+        for model in (m for m in METHODS if m in set(g.model)):
+            m = g[g.model == model]
+            for _, s in m.groupby("source"):
+                ax.plot(s.width, s.relative, color=COLORS.get(model), lw=0.6, alpha=0.3)
+            mean = m.groupby("width").relative.apply(lambda v: float(np.exp(np.log(v).mean())))
+            ax.plot(mean.index, mean.values, color=COLORS.get(model), lw=2.2, marker=METHOD_MARKERS.get(model, "o"),
+                    ms=5, label=model, ls="--" if model in REFERENCES else "-")
+        ax.axhline(1.0, color="gray", lw=0.8, ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.grid(alpha=0.3, which="both")
+        ax.set_title(f"p = {level:g} ({g.source.nunique()} datasets x noise kinds)", fontsize=9)
+        ax.set_xlabel("student width (one hidden layer)")
+    axes[0][0].set_ylabel("test error / best scratch of any width\n(thick: geometric mean; thin: each dataset)")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(title)
+    _save(fig, out)

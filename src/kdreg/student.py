@@ -111,8 +111,9 @@ class _Validation:
 
     def on_eval(self, epoch: int) -> bool:
         errs = self._errors()
-        crit = np.minimum(errs["label"], errs["teacher"]) if self.head == "auto" else errs[
-            self.head if self.two_heads else "label"]
+        # a one-headed student has its label head only, whatever predict_head says
+        crit = (np.minimum(errs["label"], errs["teacher"]) if self.head == "auto" and self.two_heads
+                else errs[self.head if self.two_heads else "label"])
         chosen = self.tracker.update(epoch, crit) if self.keep_best else np.ones(len(crit), dtype=bool)
         if self.keep_best and chosen.any():
             keep_selected(self.model, self.best, chosen)

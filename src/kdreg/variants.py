@@ -121,6 +121,11 @@ def resolve(params: dict, schema_path, source: str = "params.yaml") -> dict[str,
         if unknown:
             raise ValueError(f"{source}: studies.{study} names {unknown}, which are not variants (have: "
                              f"{', '.join([DEFAULT, *(n for n in out if n)])}); add them under variants or fix the names")
+    frontier = params.get("frontier") or {}
+    unknown = [n for n in frontier.get("variants") or [] if n != DEFAULT and n not in out] if frontier.get("enabled") else []
+    if unknown:
+        raise ValueError(f"{source}: frontier.variants names {unknown}, which are not variants (have: "
+                         f"{', '.join([DEFAULT, *(n for n in out if n)])}); fix the names or set frontier.enabled: false")
     return out
 
 

@@ -44,6 +44,7 @@ rule aggregate:
 rule tables:
     input:
         [RESULTS[role].format(name=n) for n in NAMES for role in ("table_md", "table_csv")],
+        [t for t in FRONTIER_TABLES if t.endswith((".csv", ".md"))],
         RUNS_TABLES,
         made_for(NAMES),
 
@@ -51,5 +52,6 @@ rule tables:
 rule metrics:
     input:
         [RESULTS["metrics"].format(name=n) for n in NAMES],
+        [t for t in FRONTIER_TABLES if t.endswith(".json")],
         RUNS_TABLES,
         made_for(NAMES),

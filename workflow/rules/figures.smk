@@ -78,6 +78,7 @@ rule figures:
     input:
         [f for n in NAMES for f in dataset_figures(n)],
         rules.studies.input,
+        FRONTIER_FIGURES,
         RUNS_TABLES,
         made_for(NAMES),
 
