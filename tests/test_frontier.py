@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from kdreg import frontier
+from kdreg import frontier, variants
 from kdreg.config import width_config
 from kdreg.models import mlp_parameters
 from kdreg.results import ci95
@@ -66,16 +66,20 @@ def test_equal_accuracy_smallest_match_its_ratio_and_the_unbounded_case():
     assert summary["p0.4.tor_multitask_vs_scratch_same_width_max"] == pytest.approx(0.5 / 0.3)  # none-x, width 4
 
 
-def test_check_sources_names_what_the_frontier_cannot_reuse(committed_params):
-    f = {"variants": ["recommended"], "levels": [0.0, 0.4], "seeds": 5}
-    frontier.check_sources(f, {"sinusoid-recommended": committed_params})
-    with pytest.raises(ValueError, match=r"frontier: sinusoid-x has noise levels .* 3 seeds"):
-        frontier.check_sources({**f, "levels": [0.5]}, {"sinusoid-x": {**committed_params, "seeds": 3}})
+def test_frontier_sources_are_the_listed_variants_mlp_names_that_run_its_members(committed_params):
+    p = {**committed_params, "frontier": {"enabled": True, "variants": ["recommended"], "levels": [0.0, 0.4],
+                                          "seeds": 5}}
+    names = {"sinusoid": ("sinusoid", p), "sinusoid-recommended": ("sinusoid", p),
+             "mpiigaze-recommended": ("mpiigaze", p)}
+    # not listed: the default's name; CNN students: left out of the frontier
+    assert variants.frontier_sources(p, names) == ["sinusoid-recommended"]
+    assert variants.frontier_members(p["frontier"]) == [(0.0, s) for s in range(5)] + [(0.4, s) for s in range(5)]
+    short = {**p, "seeds": 3, "noise": {**p["noise"], "levels": [0.0, 0.5]}}
+    with pytest.raises(ValueError, match=r"frontier: sinusoid-recommended has noise levels \['0', '0.5'\] and 3 seeds"):
+        variants.frontier_sources(p, {"sinusoid-recommended": ("sinusoid", short)})
     with pytest.raises(ValueError, match="seeds"):
-        frontier.check_sources({**f, "seeds": 11}, {"sinusoid-x": committed_params})
-    assert frontier.has_mlp_student(committed_params, "sinusoid-x")
-    assert not frontier.has_mlp_student(committed_params, "mpiigaze")  # CNN students: left out of the frontier
-    frontier.check_sources(f, {})  # no source: an empty frontier (the workflow says so), not an error
+        variants.frontier_sources(p, {"sinusoid-recommended": ("sinusoid", {**p, "seeds": 4})})
+    assert variants.frontier_sources({**p, "frontier": {**p["frontier"], "enabled": False}}, names) == []
 
 
 STUDENT = {"model": {"hidden": [4], "activation": "tanh"}, "train": {"epochs": 40, "lr": 0.02},

@@ -1,7 +1,7 @@
 """The small-model frontier: test error against student size, per method, at teachers the pipeline already trains.
 
-A *source* is a results name (``sinusoid-recommended``, ``boston-benchmark_replace``): its data, noise, teachers
-and student settings. For each source, students with one hidden layer of every width in ``frontier.widths`` are
+A *source* is a results name (``sinusoid-recommended``, ``boston-benchmark_replace``; chosen by
+:func:`kdreg.variants.frontier_sources`): its data, noise, teachers and student settings. For each source, students with one hidden layer of every width in ``frontier.widths`` are
 trained for the chosen (noise level, seed) members, reading that source's teacher predictions: nothing but
 students is trained. From their runs come
 
@@ -22,57 +22,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
-from kdreg.methods import BASELINE, TEACHER
+from kdreg.io import atomic_path
+from kdreg.manifest import verify_group
+from kdreg.methods import BASELINE, METHODS, TEACHER
 from kdreg.noise import level_tag
+from kdreg.results import ci95, collect
 
 DISTILLED = "tor_multitask"  # the equal-accuracy table's distilled student (kdreg's recommended configuration)
 
 
-def enabled(params: dict) -> bool:
-    return bool((params.get("frontier") or {}).get("enabled"))
-
-
-def members(frontier: dict) -> list[tuple[float, int]]:
-    """The (noise level, seed) pairs the frontier trains, level by level."""
-    return [(float(level), seed) for level in frontier["levels"] for seed in range(int(frontier["seeds"]))]
-
-
-def no_source_notice(frontier: dict) -> str:
-    return (f"kdreg: frontier: no enabled dataset with MLP students runs under frontier.variants "
-            f"{frontier['variants']}: the frontier is empty (list such variants, or set frontier.enabled: false)")
-
-
-def has_mlp_student(params: dict, name: str) -> bool:
-    """Whether results name ``name`` trains MLP students: the frontier varies their width; image datasets' CNN
-    students are left out of it."""
-    dataset = name.split("-", 1)[0]
-    return (params["datasets"][dataset].get("student") or {}).get("model", {}).get("kind", "mlp") == "mlp"
-
-
-def check_sources(frontier: dict, sources: dict[str, dict], source: str = "params.yaml") -> None:
-    """ValueError, naming the key and the fix, when a source's runs lack a member the frontier trains (the
-    teachers are the source's: none is trained here)."""
-    for name, params in sources.items():
-        levels = {level_tag(level) for level in params["noise"]["levels"]}
-        missing = sorted({level_tag(lvl) for lvl, _ in members(frontier)} - levels)
-        if missing or int(frontier["seeds"]) > int(params["seeds"]):
-            raise ValueError(f"{source}: frontier: {name} has noise levels {sorted(levels)} and {params['seeds']} "
-                             f"seeds; the frontier asks for levels {frontier['levels']} and {frontier['seeds']} "
-                             "seeds, and reuses that name's teachers: choose levels and a seed count it runs")
-
-
-def _ci95(values: np.ndarray) -> float:
-    from kdreg.results import ci95
-    return ci95(values)
-
-
 def teacher_runs(teacher_dirs: dict[str, list[str]], wanted: list[tuple[float, int]]) -> pd.DataFrame:
     """Each source's teacher runs of the frontier's members, with the teacher's parameter count."""
-    import yaml
-
-    from kdreg.manifest import verify_group
-    from kdreg.results import collect
     keep = {(level_tag(lvl), s) for lvl, s in wanted}
     frames = []
     for source, dirs in teacher_dirs.items():
@@ -87,8 +49,6 @@ def teacher_runs(teacher_dirs: dict[str, list[str]], wanted: list[tuple[float, i
 
 def student_runs(student_dirs: dict[str, list[str]]) -> pd.DataFrame:
     """Every frontier student run of each source (its metrics hold ``width`` and the deployed ``parameters``)."""
-    from kdreg.manifest import verify_group
-    from kdreg.results import collect
     frames = []
     for source, dirs in student_dirs.items():
         df = collect([r for d in dirs for r in verify_group(d)])
@@ -105,7 +65,7 @@ def table(runs: pd.DataFrame, metric: str = "rmse") -> pd.DataFrame:
     for key, g in runs.groupby(keys, sort=False, dropna=False):
         v = g[metric].to_numpy(dtype=float)
         rows.append({**dict(zip(keys, key)), "parameters": int(g.parameters.iloc[0]), "n": len(v),
-                     f"{metric}_mean": v.mean(), f"{metric}_ci95": _ci95(v)})
+                     f"{metric}_mean": v.mean(), f"{metric}_ci95": ci95(v)})
     out = pd.DataFrame(rows)
     mean = f"{metric}_mean"
     scratch = out[out.model == BASELINE].set_index(["source", "noise_level", "width"])[mean]
@@ -113,15 +73,10 @@ def table(runs: pd.DataFrame, metric: str = "rmse") -> pd.DataFrame:
     out["vs_scratch"] = [m / (best[s, lvl] if model == TEACHER else scratch[s, lvl, w])
                          for s, lvl, w, model, m in zip(out.source, out.noise_level, out.width, out.model, out[mean])]
     # the teacher first, then methods in the package's order, narrow to wide
-    order = {m: i for i, m in enumerate([TEACHER, *_method_order(out.model.unique())])}
+    order = {m: i for i, m in enumerate([TEACHER, *METHODS])}
     out = out.assign(_m=out.model.map(order), _w=out.width.fillna(-1))
     out = out.sort_values(["source", "noise_level", "_m", "_w"], kind="stable").drop(columns=["_m", "_w"])
     return out.reset_index(drop=True)
-
-
-def _method_order(names) -> list[str]:
-    from kdreg.methods import METHODS
-    return [m for m in METHODS if m in set(names)]
 
 
 def equal_accuracy(frontier: pd.DataFrame, metric: str = "rmse", distilled: str = DISTILLED) -> pd.DataFrame:
@@ -200,7 +155,6 @@ def write(student_dirs: dict[str, list[str]], teacher_dirs: dict[str, list[str]]
           metric: str, csv: str, equal_csv: str, equal_md: str, metrics: str) -> None:
     """Read every source's frontier and teacher runs; write the frontier table, the equal-accuracy table (CSV and
     Markdown) and the summary JSON."""
-    from kdreg.io import atomic_path
     runs = pd.concat([teacher_runs(teacher_dirs, wanted), student_runs(student_dirs)], ignore_index=True)
     front = table(runs, metric)
     eq = equal_accuracy(front, metric)

@@ -122,7 +122,8 @@ def resolve(params: dict, schema_path, source: str = "params.yaml") -> dict[str,
             raise ValueError(f"{source}: studies.{study} names {unknown}, which are not variants (have: "
                              f"{', '.join([DEFAULT, *(n for n in out if n)])}); add them under variants or fix the names")
     frontier = params.get("frontier") or {}
-    unknown = [n for n in frontier.get("variants") or [] if n != DEFAULT and n not in out] if frontier.get("enabled") else []
+    listed = frontier.get("variants") or [] if frontier.get("enabled") else []
+    unknown = [n for n in listed if n != DEFAULT and n not in out]
     if unknown:
         raise ValueError(f"{source}: frontier.variants names {unknown}, which are not variants (have: "
                          f"{', '.join([DEFAULT, *(n for n in out if n)])}); fix the names or set frontier.enabled: false")
@@ -181,3 +182,32 @@ def benchmark_params(params: dict, schema_path, source: str, kind: str) -> dict:
     validate_params(resolved, schema_path, where)
     check_params(resolved, where)
     return resolved
+
+
+def frontier_members(frontier: dict) -> list[tuple[float, int]]:
+    """The (noise level, seed) pairs the small-model frontier (``frontier:``) trains, level by level."""
+    return [(float(level), seed) for level in frontier["levels"] for seed in range(int(frontier["seeds"]))]
+
+
+def frontier_sources(params: dict, names: dict[str, tuple[str, dict]], source: str = "params.yaml") -> list[str]:
+    """The small-model frontier's sources (:mod:`kdreg.frontier`): the results names of ``frontier.variants``
+    whose students are MLPs (image datasets' CNN students are left out), in the order of ``names``
+    (``{name: (dataset, params)}``); [] when the frontier is off. ValueError, naming the fix, when a source does
+    not run a member the frontier trains: the frontier reuses the source's teachers and trains none."""
+    from kdreg.noise import level_tag
+    frontier = params.get("frontier") or {}
+    if not frontier.get("enabled"):
+        return []
+    listed = {"" if v == DEFAULT else v for v in frontier["variants"]}
+    sources = [n for n, (d, p) in names.items() if split_name(n)[1] in listed
+               and (p["datasets"][d].get("student") or {}).get("model", {}).get("kind", "mlp") == "mlp"]
+    wanted = {level_tag(level) for level in frontier["levels"]}
+    for name in sources:
+        p = names[name][1]
+        levels = {level_tag(level) for level in p["noise"]["levels"]}
+        if wanted - levels or int(frontier["seeds"]) > int(p["seeds"]):
+            raise ValueError(f"{source}: frontier: {name} has noise levels {sorted(levels)} and {p['seeds']} seeds; "
+                             f"the frontier asks for levels {frontier['levels']} and {frontier['seeds']} seeds, and "
+                             "reuses that name's teachers: choose levels and a seed count it runs")
+    return sources
+

@@ -4,24 +4,20 @@
 # `snakemake --cores 2 frontier`.
 import sys
 
-from kdreg import frontier as frontier_lib
 from kdreg.layout import member_spec
 from kdreg.noise import level_tag
 
 FRONTIER = config.get("frontier") or {}
-FRONTIER_SOURCES = []
-if frontier_lib.enabled(config):
-    listed_ = {"" if v == variants.DEFAULT else v for v in FRONTIER["variants"]}
-    FRONTIER_SOURCES = [n for n in NAMES if variants.split_name(n)[1] in listed_
-                        and frontier_lib.has_mlp_student(NAMES[n][1], n)]
-    try:
-        frontier_lib.check_sources(FRONTIER, {n: NAMES[n][1] for n in FRONTIER_SOURCES})
-    except ValueError as err:
-        raise WorkflowError(str(err)) from None
-    if not FRONTIER_SOURCES:  # e.g. only an image dataset enabled: nothing is wrong, there is nothing to vary
-        print(frontier_lib.no_source_notice(FRONTIER), file=sys.stderr)
+try:
+    FRONTIER_SOURCES = variants.frontier_sources(config, NAMES)
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+if FRONTIER.get("enabled") and not FRONTIER_SOURCES:  # e.g. only an image dataset: nothing to vary, not an error
+    print(f"kdreg: frontier: no enabled dataset with MLP students runs under frontier.variants {FRONTIER['variants']}:"
+          " the frontier is empty (list such variants, or set frontier.enabled: false)", file=sys.stderr)
 FRONTIER_DATASETS = list(dict.fromkeys(NAMES[n][0] for n in FRONTIER_SOURCES))
-FRONTIER_MEMBERS = frontier_lib.members(FRONTIER) if FRONTIER_SOURCES else []
+FRONTIER_MEMBERS = variants.frontier_members(FRONTIER) if FRONTIER_SOURCES else []
+wanted_ = {(level_tag(level), seed) for level, seed in FRONTIER_MEMBERS}
 
 # One job per (source, group holding frontier members), keyed like a student group: its configs, widths,
 # members and teacher. Sources that agree on all of them share the job.
@@ -29,7 +25,6 @@ FRONTIER_JOBS, FRONTIER_RUNS, FRONTIER_TEACHERS = {}, {}, {}
 for name_ in FRONTIER_SOURCES:
     for unit_ in UNITS[name_]:
         paths_ = PATHS[name_, unit_]
-        wanted_ = {(level_tag(level), seed) for level, seed in FRONTIER_MEMBERS}
         for g_, group_members_ in enumerate(paths_.groups):
             sel_ = [(lvl, s) for lvl, s in group_members_ if (level_tag(lvl), s) in wanted_]
             if not sel_:
