@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from kdreg import layout
-from kdreg.io import save_checkpoint, save_json, save_npz
+from kdreg.io import load_checkpoint, save_checkpoint, save_json, save_npz
 from kdreg.manifest import MANIFEST, verify_group, write_manifest
 from kdreg.results import check_complete
 
@@ -19,7 +19,7 @@ def test_a_checkpoint_is_byte_identical_wherever_it_is_saved(tmp_path):
     save_checkpoint(tmp_path / "a" / "model.pt", state)
     save_checkpoint(tmp_path / "b" / "other.pt", state)
     assert (tmp_path / "a/model.pt").read_bytes() == (tmp_path / "b/other.pt").read_bytes()
-    assert torch.equal(torch.load(tmp_path / "b/other.pt")["w"], state["w"])
+    assert torch.equal(load_checkpoint(tmp_path / "b/other.pt")["w"], state["w"])
 
 
 def test_an_npz_is_byte_identical_whatever_the_clock(tmp_path, monkeypatch):

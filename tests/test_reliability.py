@@ -12,6 +12,7 @@ import torch
 
 from kdreg.cli import main as cli
 from kdreg.data import make_sinusoid
+from kdreg.io import load_checkpoint, save_checkpoint
 from kdreg.noise import NoisyLabels
 from kdreg.train import ResumeDir, train_students, train_teachers
 
@@ -77,9 +78,9 @@ def test_a_state_from_other_settings_is_refused(group, tmp_path):
     ds, noisies, seeds = group
     train_students(ds, noisies, [ds.y_dev] * 2, "scratch", STUDENT, seeds, "cpu", resume=ResumeDir(tmp_path, 20))
     state = next(tmp_path.glob("students-scratch-*.pt"))
-    ckpt = torch.load(state, weights_only=False)
+    ckpt = load_checkpoint(state)
     ckpt["fingerprint"] = "deadbeef"
-    torch.save(ckpt, state)
+    save_checkpoint(state, ckpt)
     with pytest.raises(ValueError, match="other settings.*delete it"):
         train_students(ds, noisies, [ds.y_dev] * 2, "scratch", STUDENT, seeds, "cpu", resume=ResumeDir(tmp_path, 20))
 
@@ -111,7 +112,7 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_metrics(tmp_pat
     assert proc.poll() is None, "the job finished before it could be killed; raise the epochs"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    state = torch.load(next(resume_dir.glob("*.pt")), weights_only=False)
+    state = load_checkpoint(next(resume_dir.glob("*.pt")))
     assert 0 < state["epoch"] < epochs
     assert not (out / "p0_s0" / "metrics.json").exists()
     subprocess.run(_group_cmd(data, noisy_dir, out, epochs, every), check=True)

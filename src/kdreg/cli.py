@@ -31,12 +31,24 @@ def read_config(text_or_path: str) -> dict:
     """A run config given as a YAML/JSON file path or an inline JSON object."""
     s = text_or_path.strip()
     if s.startswith("{"):
-        return json.loads(s)
+        try:
+            return json.loads(s)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"inline config is not valid JSON ({err})") from None
     path = Path(text_or_path)
     if not path.exists():
         raise FileNotFoundError(f"config {text_or_path!r} is neither inline JSON nor an existing file")
     import yaml
-    return yaml.safe_load(path.read_text()) or {}
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"config {path} is not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"config {path} is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") \
+            from None
+    if not isinstance(config, dict):
+        raise ValueError(f"config {path} holds a YAML {type(config).__name__}, not a mapping of settings")
+    return config
 
 
 def _out_dir(path: str, overwrite: bool) -> Path:
@@ -47,6 +59,14 @@ def _out_dir(path: str, overwrite: bool) -> Path:
     return out
 
 
+def _new_files(paths, overwrite: bool) -> None:
+    """Refuse to replace existing output files unless asked: a dataset or noisy set others learned from is work."""
+    existing = [p for p in paths if Path(p).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; choose "
+                              "another --out or pass --overwrite to replace it")
+
+
 def _threads(n: int | None) -> None:
     if n:
         import torch
@@ -55,6 +75,7 @@ def _threads(n: int | None) -> None:
 
 def cmd_make_data(a) -> None:
     from kdreg.datasets import build_dataset
+    _new_files([a.out], a.overwrite)
     build_dataset(a.dataset, read_config(a.config) if a.config else {}, a.prepared).save(a.out)
 
 
@@ -81,6 +102,7 @@ def cmd_corrupt(a) -> None:
     if not len(a.level) == len(a.seed) == len(a.out):
         raise ValueError(f"corrupt takes one --seed and one --out per --level: got {len(a.level)} levels, "
                          f"{len(a.seed)} seeds, {len(a.out)} outputs")
+    _new_files(a.out, a.overwrite)
     ds = Dataset.load(a.data)
     for level, seed, out in zip(a.level, a.seed, a.out):  # a group in one process: a start costs more than a set
         NoisyLabels.make(ds.y_dev, a.kind, level, seed, a.spread).save(out)

@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="dataset settings: a YAML/JSON file or inline JSON")
     s.add_argument("--prepared", help="MPIIGaze folds: the prepared Evaluation Subset (.npz)")
     s.add_argument("--out", required=True)
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
     s = sub.add_parser("multipie", help="Multi-PIE: prepare the head-pose images of a licensed copy")
     s.add_argument("step", choices=["prepare"])
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(arg, type=kind, required=True, nargs="+", help="one per noisy set")
     s.add_argument("--kind", default="replace", help="replace | gaussian | resample (see kdreg.noise)")
     s.add_argument("--spread", type=float, default=0.5)
+    s.add_argument("--overwrite", action="store_true", help="replace existing --out files")
 
     def train_args(s, out_help, many: bool = False, one_out: bool = False):
         """Arguments of every training command (``many``: one --config and, unless ``one_out``, one --out-dir per

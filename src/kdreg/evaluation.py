@@ -14,7 +14,8 @@ from kdreg.trainer import predict
 def evaluate_checkpoint(checkpoint, data) -> dict:
     """The run's identity and its test metrics on the dataset file ``data``: every saved state (cross-fit
     teachers: their mean) predicts the test inputs, in original label units."""
-    ckpt, ds = load_checkpoint(checkpoint), Dataset.load(data)
+    ckpt = load_checkpoint(checkpoint, required=("run", "config", "model_config", "states", "y_scaler", "x_scaler"))
+    ds = Dataset.load(data)
     if ckpt["run"]["dataset"] != ds.name:
         raise ValueError(f"{checkpoint} was trained on {ckpt['run']['dataset']!r}, not on {ds.name!r} ({data})")
     y_scaler = Standardizer.from_dict(ckpt["y_scaler"])

@@ -95,8 +95,7 @@ def verify_checksum(path) -> None:
         raise ValueError(f"{path} does not match the checksum recorded in {recorded} (sha256 {actual[:12]}…, "
                          f"recorded {expected[:12]}…): the file was changed or damaged after it was made. "
                          f"Delete both (rm '{path}' '{recorded}') and run the pipeline again (snakemake --cores all "
-                         "all): it remakes them and retrains what learned from them (or `dvc checkout` the recorded "
-                         "one)")
+                         "all): it remakes them and retrains what learned from them")
 
 
 def load_npz(path, required=(), verify: bool = True) -> dict[str, np.ndarray]:
@@ -173,24 +172,18 @@ def provenance() -> dict:
 
 
 def save_checkpoint(path, state: dict) -> None:
-    """``torch.save`` through a buffer: saved to a path, the archive records that path's (temporary, random) name,
-    so equal weights would give unequal bytes."""
-    import torch
-    buf = io.BytesIO()
-    torch.save(state, buf)
+    """Write a checkpoint atomically as safetensors (:mod:`kdreg.checkpoint`): no pickle, and equal states give
+    equal bytes."""
+    from kdreg.checkpoint import to_bytes
+    data = to_bytes(state)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.getvalue())
+        tmp.write_bytes(data)
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
-    import torch
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint; train it first")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise ValueError(f"{path} is truncated or corrupt ({err}); delete it and retrain") from None
+def load_checkpoint(path, map_location="cpu", required: tuple = ()) -> dict:
+    """The one loader of every checkpoint kdreg reads (:func:`kdreg.checkpoint.load`): nothing in a file runs."""
+    from kdreg.checkpoint import load
+    return load(path, map_location, required)
 
 
 @contextmanager

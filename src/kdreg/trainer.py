@@ -104,7 +104,8 @@ def _restore(resume: Resume, model, opt, gens) -> int:
     """Load a saved state into model, optimizer and generators; return the last finished epoch (0: none)."""
     if resume is None or not resume.path.exists():
         return 0
-    state = load_checkpoint(resume.path)
+    state = load_checkpoint(resume.path, required=("fingerprint", "epoch", "model", "optimizer", "generators",
+                                                   "torch_rng", "extra"))
     if state.get("fingerprint") != resume.fingerprint:
         raise ValueError(f"{resume.path} holds the training state of other settings (fingerprint "
                          f"{state.get('fingerprint')}, expected {resume.fingerprint}); delete it to start over")

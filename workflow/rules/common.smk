@@ -3,6 +3,7 @@
 # Shell lines: every value that comes from params.yaml (a path, a URL, a JSON config) is written as {...:q}, which
 # shell-quotes it, so no value is ever interpreted by the shell; the rest are wildcards constrained below.
 import json
+import re
 import os
 
 from kdreg import deps, layout, variants

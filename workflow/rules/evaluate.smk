@@ -20,6 +20,10 @@ for table_, (paths_, methods_, label_) in RUNS_JOBS.items():
 
 
 rule aggregate:
+    # Only the results names the params make: the frontier's tables (results/metrics/frontier.json, ...) have
+    # paths of the same shape and are made by frontier_table.
+    wildcard_constraints:
+        name="|".join(map(re.escape, NAMES)) or "(?!)",
     conda:
         "../../environment.yml"
     input:
