@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from kdreg.heads import TwoHeadStudent
+from kdreg.rules import resnet_depth_problem
 
 
 def as_images(x: Tensor) -> Tensor:
@@ -69,8 +70,8 @@ class ResNetPreactBackbone(nn.Module):
 
     def __init__(self, depth: int = 8, base: int = 16, extra_dim: int = 2):
         super().__init__()
-        if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"ResNet-preact depth must be 6n + 2 with n >= 1 (8, 14, 20, ...), got {depth}")
+        if problem := resnet_depth_problem(depth):
+            raise ValueError(problem)
         n = (depth - 2) // 6
         self.stem = nn.Conv2d(1, base, 3, 1, 1, bias=False)
         blocks, c = [], base

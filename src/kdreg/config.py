@@ -1,6 +1,7 @@
 """params.yaml: loading, schema validation, and the per-run configs cut from it."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -17,28 +18,11 @@ def find_schema(params_path) -> Path | None:
     return None
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is given twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
-                    "keep one", key_node.start_mark)
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep)
-
-
 def load_yaml(path) -> dict:
-    """A params file as a dict; ValueError naming the file and line for invalid YAML or a duplicated key."""
-    path = Path(path)
-    try:
-        data = yaml.load(path.read_text(), Loader=_StrictLoader)
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path} is not valid YAML: {err}") from None
+    """A params file as a dict, read within kdreg.yamlfile's limits; ValueError naming the file and line for a
+    file too large or not UTF-8, invalid YAML, a duplicated key, or aliases, lists or nesting past a limit."""
+    from kdreg.yamlfile import read_yaml
+    data = read_yaml(path)
     if not isinstance(data, dict):
         # Snakemake would say only "keys at top level": name the file, what it holds instead, and the way back.
         kind = "list" if isinstance(data, list) else type(data).__name__
@@ -66,13 +50,33 @@ def _name_problem(name) -> str | None:
             f"rename it (e.g. to {fixed}), and wherever else params.yaml names it")
 
 
+MAX_VARIANTS = 200  # each is validated, checked and planned at every Snakemake start; the committed file has 21
+
+
 def _first_problems(params: dict) -> list[str]:
-    """Values the schema would refuse only with a bare regex (and its other errors in tow): said in words first."""
+    """Values the schema would refuse only with a bare regex (and its other errors in tow), or pass slowly (every
+    variant is validated on its own): said in words first."""
     problems = [p for p in map(_name_problem, params.get("datasets") or {}) if p]
+    variants = params.get("variants")
+    if isinstance(variants, dict) and len(variants) > MAX_VARIANTS:
+        problems.append(f"variants: {len(variants)} variants; a params file may hold at most {MAX_VARIANTS} (each "
+                        "one is validated and planned at every Snakemake start): remove some, or run them from a "
+                        "second params file (snakemake --configfile other.yaml)")
     device = params.get("device", "auto")
     if isinstance(device, str) and not DEVICES.fullmatch(device):
         problems.append(device_problem(device))
     return problems
+
+
+def _deepest(error):
+    """A oneOf's error says only that no branch matched; the branch that matched furthest says why (the deepest
+    of its errors: an MLP's layer past the width limit rather than the image model's missing kind)."""
+    while error.context:
+        deepest = max(error.context, key=lambda e: len(e.absolute_path))
+        if len(deepest.absolute_path) <= len(error.absolute_path):
+            break
+        error = deepest
+    return error
 
 
 def validate_params(params: dict, schema_path, source: str = "params") -> dict:
@@ -94,7 +98,7 @@ def validate_params(params: dict, schema_path, source: str = "params") -> dict:
         yield from validator_cls.VALIDATORS["properties"](validator, properties, instance, schema_)
 
     extended = jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
-    errors = sorted(extended(schema).iter_errors(params), key=lambda e: list(e.absolute_path))
+    errors = sorted(map(_deepest, extended(schema).iter_errors(params)), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"  {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors[:10]]
         raise ValueError(f"{source} does not match {schema_path}:\n" + "\n".join(lines) +
@@ -102,15 +106,16 @@ def validate_params(params: dict, schema_path, source: str = "params") -> dict:
     return params
 
 
-def _string_values(obj, key=""):
-    if isinstance(obj, str):
+def _values(obj, kind, key=""):
+    """``(dotted key, value)`` of every value of type ``kind`` in ``obj``, at any depth."""
+    if isinstance(obj, kind) and not isinstance(obj, bool):
         yield key, obj
     elif isinstance(obj, dict):
         for k, v in obj.items():
-            yield from _string_values(v, f"{key}.{k}" if key else str(k))
+            yield from _values(v, kind, f"{key}.{k}" if key else str(k))
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
-            yield from _string_values(v, f"{key}.{i}")
+            yield from _values(v, kind, f"{key}.{i}")
 
 
 def _no_cuda() -> str | None:
@@ -157,16 +162,39 @@ def device_problem(device: str) -> str | None:
     return None
 
 
+def _model_problem(name: str, role: str, cfg: dict, kind) -> str | None:
+    """Why ``datasets.<name>.<role>.model`` cannot train on this dataset's inputs; None when it can."""
+    key, model = f"datasets.{name}.{role}.model", (cfg.get(role) or {}).get("model") or {}
+    image = model.get("kind", "mlp") != "mlp"
+    if image and not kind.images:
+        return (f"{key}: kind {model['kind']} is an image model, and {name}'s inputs are not images; give an MLP, "
+                f"e.g. {key}: {{hidden: [32, 32], activation: tanh}}")
+    if kind.images and not image:
+        return (f"{key}: an MLP cannot read {name}'s images; give an image model, e.g. {key}: {{kind: lenet}} or "
+                "{kind: resnet_preact, depth: 8}")
+    from kdreg.rules import resnet_depth_problem
+    resnet = model.get("kind") == "resnet_preact" and "depth" in model
+    problem = resnet_depth_problem(model["depth"]) if resnet else None
+    return f"{key}.depth: {problem}; set one of those" if problem else None
+
+
 def check_params(params: dict, source: str = "params") -> dict:
     """Cross-key rules a JSON schema cannot state, and inputs that can be checked before any job runs."""
     problems = []
     datasets = params.get("datasets", {})
-    enabled = [name for name, cfg in datasets.items() if cfg.get("enabled")]
+    enabled = enabled_datasets(params)
     if not enabled:
         problems.append("datasets: no dataset is enabled; set datasets.sinusoid.enabled: true")
-    for key, value in _string_values(params):
+    for key, value in _values(params, str):
         if any(ord(c) < 32 for c in value):
             problems.append(f"{key}: {value!r} holds a control character (a newline?); remove it")
+    # YAML's .nan passes every bound of the schema (it compares false), .inf where there is none
+    problems += [f"{key}: {value} is not a finite number; give one" for key, value in _values(params, float)
+                 if not math.isfinite(value)]
+    from kdreg.rules import tor_mode_problem
+    tor = (params.get("loss_options") or {}).get("tor") or {}
+    if problem := tor_mode_problem(tor.get("mode"), tor.get("threshold")):
+        problems.append(f"loss_options.tor: {problem}, or set loss_options.tor.threshold: mixture")
     from kdreg.noise import level_tag
     tags = {}
     for level in params.get("noise", {}).get("levels", []):
@@ -179,7 +207,9 @@ def check_params(params: dict, source: str = "params") -> dict:
         problems.append(problem)
     from kdreg.datasets import kind_of
     for name in enabled:  # each kind's own quick check of its source: a missing, incomplete or unreadable copy
-        problems += kind_of(name, datasets[name]).problems(name, datasets[name])
+        kind = kind_of(name, datasets[name])
+        problems += kind.problems(name, datasets[name])
+        problems += [p for role in ("teacher", "student") if (p := _model_problem(name, role, datasets[name], kind))]
     fig = params.get("figures", {})
     levels = [float(v) for v in params.get("noise", {}).get("levels", [])]
     if "fits_level" in fig and float(fig["fits_level"]) not in levels:
@@ -200,6 +230,10 @@ def load_params(path="params.yaml", schema=None) -> dict:
     if schema:
         validate_params(params, schema, str(path))
     return check_params(params, str(path))
+
+
+def enabled_datasets(params: dict) -> list[str]:
+    return [name for name, cfg in (params.get("datasets") or {}).items() if cfg.get("enabled")]
 
 
 def seeds(params: dict) -> list[int]:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kdreg.rules import validation_problem
 from kdreg.seeding import rng
 
 MAD_TO_STD = 1.4826  # consistency constant: 1.4826 * MAD estimates sigma for Gaussian data
@@ -91,11 +92,9 @@ def check_labels(y: np.ndarray, name: str) -> None:
 
 def validation_mask(n: int, fraction: float, seed: int) -> np.ndarray:
     """A seeded boolean mask choosing ``round(fraction·n)`` validation samples."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation fraction must lie in (0, 1), got {fraction}")
+    if problem := validation_problem(n, fraction):
+        raise ValueError(problem)
     n_val = int(round(fraction * n))
-    if n_val == 0 or n_val == n:
-        raise ValueError(f"{n} samples are too few for a validation fraction of {fraction}")
     mask = np.zeros(n, dtype=bool)
     mask[rng(seed, "validation").choice(n, size=n_val, replace=False)] = True
     return mask

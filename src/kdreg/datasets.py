@@ -23,6 +23,7 @@ class Kind:
     folds: Callable[[dict], list[str]] | None = None  # units held out one at a time
     prepared: tuple[str, ...] = ()   # built from one prepared file, made with these settings (data/{kind}/prepared-*)
     curves: bool = False             # 1-D input and label: the fitted curves can be drawn
+    images: bool = False             # image inputs: read by image models (lenet, resnet_preact), never an MLP
     source_check: str | None = None  # "module:function(name, cfg) -> [problems]", run before any job
     report: str | None = None        # "module:function(cfg, root) -> (lines, problems)": kdreg check's deeper look
 
@@ -55,6 +56,28 @@ def _sinusoid(unit: str, cfg: dict, prepared) -> Dataset:
                                      seed="data_seed"))
 
 
+def sinusoid_problems(name: str, cfg: dict) -> list[str]:
+    """The sinusoid's splits follow from its settings alone, so a split its jobs would refuse is said here: a
+    validation split of none or all of n_train, or too few training samples for the teacher's cross-fit folds."""
+    import inspect
+
+    from kdreg.data import make_sinusoid
+    from kdreg.rules import folds_problem, validation_problem
+    defaults = {k: p.default for k, p in inspect.signature(make_sinusoid).parameters.items()}
+    s = {**defaults, **_settings(cfg, n_train="n_train", val_fraction="val_fraction")}
+    n, fraction = int(s["n_train"]), float(s["val_fraction"])
+    if problem := validation_problem(n, fraction):
+        return [f"datasets.{name}.val_fraction: {problem} (n_train, of which round({fraction} x {n}) = "
+                f"{round(fraction * n)} would validate); choose a val_fraction that leaves both the training and "
+                f"the validation split at least one sample, or raise datasets.{name}.n_train"]
+    n_train, k = n - round(fraction * n), int((cfg.get("teacher") or {}).get("cross_fit", 1))
+    if problem := folds_problem(n_train, k):
+        return [f"datasets.{name}.teacher.cross_fit: {problem} (n_train {n} less the validation split; each of "
+                f"the {k} folds needs at least 2); set cross_fit to at most {n_train // 2}, or raise "
+                f"datasets.{name}.n_train"]
+    return []
+
+
 def _table(unit: str, cfg: dict, prepared) -> Dataset:
     from kdreg.tabular import table_dataset
     return table_dataset(unit, cfg)
@@ -78,11 +101,11 @@ def _gaze_folds(cfg: dict) -> list[str]:
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("sinusoid", "regression", "rmse", _sinusoid, curves=True),
+    Kind("sinusoid", "regression", "rmse", _sinusoid, curves=True, source_check="kdreg.datasets:sinusoid_problems"),
     Kind("table", "regression", "rmse", _table, source_check="kdreg.tabular:validate_table"),
     Kind("mpiigaze", "gaze", "angular_deg", _gaze_fold, folds=_gaze_folds, prepared=("people", "per_person"),
-         source_check="kdreg.mpiigaze:source_problems", report="kdreg.mpiigaze:source_report"),
-    Kind("multipie", "headpose", "mae", _headpose, prepared=("image_size", "crop"),
+         images=True, source_check="kdreg.mpiigaze:source_problems", report="kdreg.mpiigaze:source_report"),
+    Kind("multipie", "headpose", "mae", _headpose, prepared=("image_size", "crop"), images=True,
          source_check="kdreg.multipie:source_problems"),
 )}
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from kdreg.config import base_name, student_config, teacher_config
+from kdreg.config import base_name, enabled_datasets, student_config, teacher_config  # noqa: F401  (re-exported)
 from kdreg.io import config_key  # noqa: F401  (the workflow names its keys through layout)
 from kdreg.config import seeds as seed_list
 from kdreg.noise import level_tag
@@ -59,10 +59,6 @@ def split_evenly(items: list, parts: int) -> list[list]:
     size, extra = divmod(len(items), parts)
     cuts = [i * size + min(i, extra) for i in range(parts + 1)]
     return [items[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-
-
-def enabled_datasets(params: dict) -> list[str]:
-    return [name for name, cfg in params["datasets"].items() if cfg.get("enabled")]
 
 
 def units(params: dict, dataset: str) -> list[str]:

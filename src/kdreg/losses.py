@@ -28,6 +28,7 @@ from kdreg.lossparts import (check_pair, label_head, median, squared_norm,  # no
                              values_checked_upstream)
 from kdreg.mixture import GUMLoss, MixtureNLLLoss
 from kdreg.methods import METHODS, get_method, method_options  # noqa: F401  (METHODS: the public registry)
+from kdreg.rules import tor_mode_problem
 
 
 class MSELoss(nn.Module):
@@ -220,9 +221,8 @@ class TORLoss(nn.Module):
             raise ValueError(f"tor mode must be one of {self.MODES}, got {mode!r}")
         if threshold not in self.THRESHOLDS:
             raise ValueError(f"tor threshold must be one of {self.THRESHOLDS}, got {threshold!r}")
-        if mode == "weight" and threshold != "mixture":
-            raise ValueError("tor mode 'weight' needs threshold 'mixture' (the other thresholds give no weights, "
-                             "only a mask: use mode 'drop')")
+        if problem := tor_mode_problem(mode, threshold):
+            raise ValueError(f"tor {problem}")
         if clean not in mixture.CLEAN or nu <= 0:
             raise ValueError(f"tor clean must be one of {mixture.CLEAN} and nu > 0, got {clean!r}, {nu}")
         self.clean, self.nu = clean, float(nu)

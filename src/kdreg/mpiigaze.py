@@ -262,9 +262,10 @@ def fold_dataset(prepared, test_person: str, val_fraction: float = 0.1, seed: in
 
 def source_problems(name: str, cfg: dict) -> list[str]:
     """What stops the pipeline from using MPIIGaze as configured, checked before any job: the user's copy named
-    but absent, or a download URL of the wrong shape (a URL only ever reaches the downloader, quoted)."""
+    but absent, a download URL of the wrong shape (a URL only ever reaches the downloader, quoted), or people and
+    folds that no fold job could use (:func:`fold_dataset` holds out one prepared person, trains on the others)."""
     import re
-    problems = []
+    problems = _people_problems(name, cfg)
     url = cfg.get("url") or URL
     if not re.match(r"^(https?|file)://[^\s'\"`<>\\^{}|]+$", url):
         problems.append(f"datasets.{name}.url: {url!r} is not an http(s):// or file:// URL without spaces or "
@@ -274,6 +275,26 @@ def source_problems(name: str, cfg: dict) -> list[str]:
             problems.append(f"datasets.{name}.{key}: {cfg[key]} does not exist; fix the path or set it to null to "
                             "download the archive")
     return problems
+
+
+def _people_problems(name: str, cfg: dict) -> list[str]:
+    people, folds = list(cfg.get("people") or []), list(cfg.get("folds") or [])
+    unknown = {key: [p for p in cfg.get(key) or [] if p not in PEOPLE] for key in ("people", "folds")}
+    problems = [f"datasets.{name}.{key}: {bad} are not people of MPIIGaze, whose people are p00 .. p14; fix the names"
+                for key, bad in unknown.items() if bad]
+    if problems:
+        return problems
+    if len(people) == 1:
+        return [f"datasets.{name}.people: {people} is one person, and a fold trains on the other prepared people; "
+                f"list at least two, or [] for all 15"]
+    if people and not folds:
+        return [f"datasets.{name}.folds: [] holds out all 15 people, but datasets.{name}.people prepares only "
+                f"{people}; list the folds to evaluate (e.g. folds: {people}), or set people: []"]
+    outside = [p for p in folds if people and p not in people]
+    if outside:
+        return [f"datasets.{name}.folds: {outside} are not among datasets.{name}.people {people}, and a fold holds "
+                f"out a prepared person; list folds from people, or add {outside} to people"]
+    return []
 
 
 def source_report(cfg: dict, root: Path) -> tuple[list[str], int]:

@@ -18,6 +18,7 @@ from kdreg.methods import TEACHER_LOSSES
 from kdreg.metrics import task_metrics
 from kdreg.models import create_model, resolve_device
 from kdreg.noise import NoisyLabels
+from kdreg.rules import folds_problem
 from kdreg.seeding import derive_seed, rng
 from kdreg.stacked import StackedMLP
 from kdreg.trainer import BestEpochs, ResumeDir, keep_selected, TrainSettings, chunks, fingerprint, fit, predict
@@ -75,8 +76,8 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
     data = prepare(dataset, noisy, dev)
     settings, loss_name, k_folds, rounds = _teacher_options(config)
     n = len(data.x)
-    if k_folds > 1 and n < 2 * k_folds:
-        raise ValueError(f"{n} training samples are too few for cross_fit: {k_folds}")
+    if problem := folds_problem(n, k_folds):
+        raise ValueError(problem)
     fold = (rng(seed, "folds").permutation(n) % k_folds if k_folds > 1
             else np.zeros(n, dtype=int))
     mcfg = model_config(dataset, config.get("model", {}), role="teacher")

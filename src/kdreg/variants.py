@@ -24,6 +24,11 @@ FIXED = {
     "variants": "variants do not nest",
     "pipeline": "pipeline settings change how fast jobs run, never what they learn: they apply to every variant",
     "device": "the device applies to every variant",
+    # read from the top-level params only, so a variant's value would be accepted and do nothing
+    "studies": "studies compare variants: set them at the top level",
+    "benchmark": "the benchmark suite runs beside the variants: set it at the top level",
+    "frontier": "the frontier is one comparison across its sources: set it at the top level, and list the variants "
+                "it reads in frontier.variants",
 }
 # Per-dataset settings that locate or prepare raw data once per params file (see kdreg.datasets.KINDS.prepared).
 SOURCE_KEYS = ("enabled", "archive", "root", "url", "path", "kind")
@@ -127,7 +132,16 @@ def resolve(params: dict, schema_path, source: str = "params.yaml") -> dict[str,
     if unknown:
         raise ValueError(f"{source}: frontier.variants names {unknown}, which are not variants (have: "
                          f"{', '.join([DEFAULT, *(n for n in out if n)])}); fix the names or set frontier.enabled: false")
+    frontier_sources(params, result_names(params, out), source)  # its members must be runs of its sources
     return out
+
+
+def result_names(params: dict, resolved: dict[str, dict]) -> dict[str, tuple[str, dict]]:
+    """``{results name: (dataset, its params)}`` of every dataset each variant of ``resolved`` (:func:`resolve`)
+    runs for: ``sinusoid`` under the default params, ``sinusoid-teacher_huber`` under a variant."""
+    from kdreg.config import enabled_datasets
+    return {result_name(d, v): (d, p) for v, p in resolved.items() for d in enabled_datasets(p)
+            if runs_for(params, v, d)}
 
 
 def study_members(study: list[str]) -> list[str]:
@@ -201,13 +215,18 @@ def frontier_sources(params: dict, names: dict[str, tuple[str, dict]], source: s
     listed = {"" if v == DEFAULT else v for v in frontier["variants"]}
     sources = [n for n, (d, p) in names.items() if split_name(n)[1] in listed
                and (p["datasets"][d].get("student") or {}).get("model", {}).get("kind", "mlp") == "mlp"]
-    wanted = {level_tag(level) for level in frontier["levels"]}
     for name in sources:
         p = names[name][1]
         levels = {level_tag(level) for level in p["noise"]["levels"]}
-        if wanted - levels or int(frontier["seeds"]) > int(p["seeds"]):
-            raise ValueError(f"{source}: frontier: {name} has noise levels {sorted(levels)} and {p['seeds']} seeds; "
-                             f"the frontier asks for levels {frontier['levels']} and {frontier['seeds']} seeds, and "
-                             "reuses that name's teachers: choose levels and a seed count it runs")
+        unrun = [level for level in frontier["levels"] if level_tag(level) not in levels]
+        more = int(frontier["seeds"]) > int(p["seeds"])
+        asks = ([f"frontier.levels {unrun}, which it does not run"] if unrun else []) + (
+            [f"frontier.seeds {frontier['seeds']}, more than it runs"] if more else [])
+        if asks:
+            raise ValueError(f"{source}: frontier: {name} has noise levels {sorted(levels)} and {p['seeds']} seeds, "
+                             f"and the frontier asks for {', and '.join(asks)}; the frontier trains students at the "
+                             f"teachers {name} trains, and no teacher of its own: choose frontier.levels among those "
+                             f"levels and frontier.seeds at most {p['seeds']}, or remove "
+                             f"{split_name(name)[1] or DEFAULT} from frontier.variants")
     return sources
 
