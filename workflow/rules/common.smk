@@ -25,8 +25,7 @@ except ValueError as err:
 DATASETS = layout.enabled_datasets(config)
 # A results name is a dataset under the default params ("sinusoid") or under a variant ("sinusoid-teacher_huber").
 # The benchmark suite ("boston-benchmark") runs like a variant whose params enable the suite's tables.
-NAMES = {variants.result_name(d, v): (d, p) for v, p in VARIANTS.items() for d in layout.enabled_datasets(p)
-         if variants.runs_for(config, v, d)}
+NAMES = variants.result_names(config, VARIANTS)
 # The suite once per noise kind: {kind: ["boston-benchmark_replace", ...]}.
 BENCHMARK_KINDS = {k: [variants.result_name(d, variants.benchmark_variant(k)) for d in variants.benchmark_datasets(config)]
                    for k in variants.benchmark_kinds(config)}
