@@ -183,6 +183,7 @@ def test_kdreg_check_reports_present_missing_and_corrupt(tmp_path, committed_par
     from kdreg.check import check
     from kdreg.config import load_params
     from kdreg.layout import Paths, data_config
+    from kdreg.variants import frontier_members
     params = shrink(committed_params)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     lines, problems = check("params.yaml", root=tmp_path)
@@ -198,10 +199,14 @@ def test_kdreg_check_reports_present_missing_and_corrupt(tmp_path, committed_par
     report = "\n".join(lines)
     assert "CORRUPT" in report and "p0.3_s1.npz" in report
     assert f"{paths.clean}: ok" in report
-    # once something is built, what is not (3 noisy sets, the teacher and 3 student groups) is lost work
-    resolved = Paths(load_params(tmp_path / "params.yaml"), "sinusoid")  # with the schema's defaults, as check reads it
+    # once something is built, what is not (3 noisy sets, the teacher, 3 student groups and the frontier's group)
+    # is lost work
+    loaded = load_params(tmp_path / "params.yaml")  # with the schema's defaults, as check reads it
+    resolved = Paths(loaded, "sinusoid")
     missing = resolved.all_group_dirs(params["methods"]) + [paths.noisy(lv, s) for lv, s in paths.groups[0]
                                                           if (lv, s) != (0.3, 1)]
+    missing += [resolved.frontier_dir(g, members, loaded["frontier"])
+                for g, members in resolved.frontier_groups(frontier_members(loaded["frontier"])).items()]
     assert problems == 1 + len(missing) and f"{len(missing)} made file(s) or trained group(s) missing" in report
     assert all(f"  {m}" in lines for m in missing)
     assert "snakemake --cores all all" in report

@@ -1,5 +1,6 @@
-"""`kdreg check`: validate params.yaml and report, per enabled dataset, which inputs are present, missing or
-corrupt, without training anything."""
+"""`kdreg check`: validate params.yaml and report which made files and trained groups are present, missing or
+corrupt, without training anything: every enabled dataset under the default params, each variant and the
+benchmark suite, with their teacher, student and small-model frontier groups."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,12 +21,19 @@ def _status(path: Path, loader) -> tuple[str, str]:
     return "ok", ""
 
 
-def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str], int]:
-    """Lines of a report and the number of problems found (bad params count as one and stop the check)."""
+def check(params_path: str = "params.yaml", root=None) -> tuple[list[str], int]:
+    """Lines of a report and the number of problems found (bad params count as one and stop the check).
+
+    ``data/`` and ``models/`` are read under ``root``, by default the params file's folder (the checkout), so
+    the check gives the same answer from any directory; given ``root``, a relative ``params_path`` is read there."""
+    params_file = Path(params_path) if root is None else Path(root) / params_path
+    root = params_file.parent if root is None else Path(root)
     try:
-        params = load_params(Path(root) / params_path)
-        schema = find_schema(Path(root) / params_path)
+        params = load_params(params_file)
+        schema = find_schema(params_file)
         resolved = variants.resolve(params, schema, params_path) if schema else {"": params}
+        names = variants.result_names(params, resolved)
+        sources = variants.frontier_sources(params, names, params_path)
     except (ValueError, FileNotFoundError) as err:
         return [f"params: INVALID\n{err}"], 1
     lines = [f"params: {params_path} is valid ({len(params['methods'])} methods, {params['seeds']} seeds, "
@@ -41,26 +49,32 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
                      f" ({suite['seeds']} seeds, {suite['noise']['kind']} noise)")
     if len(resolved) > 1 and not schema:
         lines.append("variants: not validated (no workflow/schemas/ beside the params file)")
-    problems, missing = 0, []
-    runs = [(dataset, params) for dataset in layout.enabled_datasets(params)]
-    runs += [(dataset, suite) for suite in suites.values() for dataset in variants.benchmark_datasets(params)]
-    for dataset, p in runs:
+    frontier = params.get("frontier") or {}
+    members = variants.frontier_members(frontier) if sources else []
+    problems, found = 0, Findings(root)
+    for name, (dataset, p) in names.items():
         cfg = p["datasets"][dataset]
         kind = kind_of(dataset, cfg)
-        suite_note = f" (benchmark, {p['noise']['kind']} noise)" if p is not params else ""
-        lines.append(f"dataset {dataset}{suite_note}: kind {kind.name}, task {kind.task}, "
-                     f"headline metric {kind.metric}")
+        variant = variants.split_name(name)[1]
+        note = (f" (benchmark, {p['noise']['kind']} noise)" if variant in suites else
+                f" (variant {variant})" if variant else "")
+        lines.append(f"dataset {dataset}{note}: kind {kind.name}, task {kind.task}, headline metric {kind.metric}")
         if kind.name == "table":
-            lines += [f"  {line}" for line in _resolved_table(p, dataset)]
+            lines += [f"  {line}" for line in _resolved_table(p, dataset, root)]
         if kind.report:
-            report, found = kind.source_report(cfg, Path(root))
+            report, source_problems = kind.source_report(cfg, root)
             lines += [f"  {line}" for line in report]
-            problems += found
-        for name in layout.units(p, dataset):
-            problems += _check_unit(p, name, Path(root), lines, missing)
+            problems += source_problems
+        for unit in layout.units(p, dataset):
+            paths = layout.Paths(p, unit)
+            chosen = paths.frontier_groups(members) if name in sources else {}
+            frontier_dirs = [paths.frontier_dir(g, sel, frontier) for g, sel in chosen.items()]
+            lines += _check_unit(paths, p["methods"], frontier_dirs, found)
+    missing = found.where("missing")
+    problems += len(found.where("CORRUPT"))
     # Before the first run nothing is built, and that is no problem; once anything is, a missing file or group is
     # lost work (deleted, or set aside by a fix), and the same command rebuilds it.
-    started = any((Path(root) / d).is_dir() and any((Path(root) / d).iterdir()) for d in ("data", "models"))
+    started = any((root / d).is_dir() and any((root / d).iterdir()) for d in ("data", "models"))
     if missing and started:
         problems += len(missing)
         lines.append(f"{len(missing)} made file(s) or trained group(s) missing:")
@@ -71,16 +85,21 @@ def check(params_path: str = "params.yaml", root: str = ".") -> tuple[list[str],
                      "(or `dvc pull` where a DVC remote holds them)")
     lines.append("no problems found" if problems == 0 else f"{problems} problem(s): follow the fix given with each "
                  "(the pipeline, snakemake --cores all all, remakes whatever is deleted)")
+    # Run from elsewhere, the paths above hold where the check ran, but snakemake needs the checkout's Snakefile.
+    if (missing or problems) and root.resolve() != Path.cwd().resolve():
+        lines.append(f"snakemake runs in the checkout: cd '{root}' before it")
     return lines, problems
 
 
-def _resolved_table(params: dict, dataset: str) -> list[str]:
+def _resolved_table(params: dict, dataset: str, root: Path) -> list[str]:
     """The features, split sizes and model sizes the run will resolve (as its config.yaml records them)."""
     from kdreg.inputs import default_models
     from kdreg.models import mlp_parameters
     from kdreg.methods import get_method
     from kdreg.tabular import table_dataset
     cfg, notices = params["datasets"][dataset], []
+    if cfg.get("path"):  # relative to the checkout, where the pipeline runs, not to where the check runs
+        cfg = {**cfg, "path": str(root / cfg["path"])}
     ds = table_dataset(dataset, cfg, notice=notices.append)
     n_in = ds.x_dev.shape[1]
     lines = [f"note: {message.split(': ', 2)[-1]}" for message in notices]
@@ -97,42 +116,42 @@ def _resolved_table(params: dict, dataset: str) -> list[str]:
     return lines
 
 
-def _check_unit(params: dict, name: str, root: Path, lines: list[str], missing: list[str]) -> int:
-    """Report one unit's data, noisy sets and trained groups; the missing ones are appended to ``missing``."""
+class Findings:
+    """The state of every made file and trained group, each probed once: variants share data, noisy sets and
+    groups, and a shared one is reported and counted once."""
+
+    def __init__(self, root: Path):
+        self.root, self.states = root, {}
+
+    def probe(self, path: str, loader) -> tuple[str, str]:
+        """(``ok``, ``missing`` or ``CORRUPT``; the problem the first time a path is found corrupt, else "")."""
+        if path in self.states:
+            return self.states[path][0], ""
+        self.states[path] = _status(self.root / path, loader)
+        return self.states[path]
+
+    def where(self, state: str) -> list[str]:
+        return [path for path, (s, _) in self.states.items() if s == state]
+
+
+def _check_unit(paths: layout.Paths, methods, frontier_dirs: list[str], found: Findings) -> list[str]:
+    """The report of one unit: its data, noisy sets, trained groups and frontier groups, each kind summed up."""
     from kdreg.data import Dataset
     from kdreg.noise import NoisyLabels
-    problems = 0
-    paths = layout.Paths(params, name)
-    if "." in name:  # one fold of a leave-one-person-out dataset
-        lines.append(f"  fold {name}:")
-    state, detail = _status(root / paths.clean, Dataset.load)
-    lines.append(f"  {paths.clean}: {state}")
-    if state == "missing":
-        missing.append(paths.clean)
-    if state == "CORRUPT":
-        problems += 1
-        lines.append(f"    {detail}")
-    counts = {"ok": 0, "missing": 0, "CORRUPT": 0}
-    for group in range(len(paths.groups)):
-        for level, seed in paths.groups[group]:
-            path = root / paths.noisy(level, seed)
-            s, detail = _status(path, NoisyLabels.load)
-            counts[s] += 1
-            if s == "missing":
-                missing.append(paths.noisy(level, seed))
-            if s == "CORRUPT":
-                problems += 1
-                lines.append(f"  {paths.noisy(level, seed)}: CORRUPT\n    {detail}")
-    lines.append(f"  noisy labels: {counts['ok']} ok, {counts['missing']} to make, {counts['CORRUPT']} corrupt")
-    groups = paths.all_group_dirs(params["methods"])
-    present = [g for g in groups if (root / g).is_dir()]
-    missing += [g for g in groups if g not in present]
-    damaged = 0
-    for g in present:
-        try:
-            verify_group(root / g)
-        except ValueError as err:
-            damaged += 1
-            lines.append(f"  {g}: CORRUPT\n    {err}")
-    lines.append(f"  trained groups: {len(present)} of {len(groups)} present, {damaged} damaged")
-    return problems + damaged
+    lines = [f"  fold {paths.dataset}:"] if "." in paths.dataset else []  # a leave-one-person-out fold
+    state, problem = found.probe(paths.clean, Dataset.load)
+    lines.append(f"  {paths.clean}: {state}" + (f"\n    {problem}" if problem else ""))
+    noisy = [paths.noisy(level, seed) for group in paths.groups for level, seed in group]
+    for what, items, loader in (("noisy labels", noisy, NoisyLabels.load),
+                                ("trained groups", paths.all_group_dirs(methods), verify_group),
+                                ("frontier groups", frontier_dirs, verify_group)):
+        states = []
+        for item in items:
+            state, problem = found.probe(item, loader)
+            states.append(state)
+            if problem:
+                lines.append(f"  {item}: CORRUPT\n    {problem}")
+        if items:
+            lines.append(f"  {what}: {states.count('ok')} of {len(items)} present, {states.count('missing')} "
+                         f"missing, {states.count('CORRUPT')} damaged")
+    return lines

@@ -112,11 +112,13 @@ def cmd_train_teacher(a) -> None:
     from kdreg.data import Dataset
     from kdreg.jobs import save_teacher_run
     from kdreg.noise import NoisyLabels
+    from kdreg.lock import locked
     from kdreg.teacher import train_teacher
     _threads(a.threads)
-    out = _out_dir(a.out_dir, a.overwrite)
-    ds, noisy, cfg = Dataset.load(a.data), NoisyLabels.load(a.noisy), read_config(a.config)
-    save_teacher_run(out, ds, noisy, a.seed, cfg, train_teacher(ds, noisy, cfg, a.seed, a.device))
+    with locked(a.out_dir):  # before the finished-run check: one writer per run directory (kdreg.lock)
+        out = _out_dir(a.out_dir, a.overwrite)
+        ds, noisy, cfg = Dataset.load(a.data), NoisyLabels.load(a.noisy), read_config(a.config)
+        save_teacher_run(out, ds, noisy, a.seed, cfg, train_teacher(ds, noisy, cfg, a.seed, a.device))
 
 
 def cmd_train_student(a) -> None:
@@ -124,13 +126,15 @@ def cmd_train_student(a) -> None:
     from kdreg.io import load_npz
     from kdreg.jobs import save_student_run
     from kdreg.noise import NoisyLabels
+    from kdreg.lock import locked
     from kdreg.student import train_student
     _threads(a.threads)
-    out = _out_dir(a.out_dir, a.overwrite)
-    ds, noisy, cfg = Dataset.load(a.data), NoisyLabels.load(a.noisy), read_config(a.config)
-    t_dev = load_npz(a.teacher, ("t_dev",))["t_dev"] if a.teacher else None
-    res = train_student(ds, noisy, t_dev, a.method, cfg, a.seed, a.device)
-    save_student_run(out, ds, noisy, a.seed, a.method, cfg, res)
+    with locked(a.out_dir):  # as in cmd_train_teacher
+        out = _out_dir(a.out_dir, a.overwrite)
+        ds, noisy, cfg = Dataset.load(a.data), NoisyLabels.load(a.noisy), read_config(a.config)
+        t_dev = load_npz(a.teacher, ("t_dev",))["t_dev"] if a.teacher else None
+        res = train_student(ds, noisy, t_dev, a.method, cfg, a.seed, a.device)
+        save_student_run(out, ds, noisy, a.seed, a.method, cfg, res)
 
 
 def cmd_evaluate(a) -> None:
@@ -274,7 +278,8 @@ def cmd_plot(a) -> None:
 
 def cmd_check(a) -> None:
     from kdreg.check import check
-    lines, problems = check(a.params)
+    # --params is relative to the current directory like every path given; check() reads one relative to --root
+    lines, problems = check(os.path.abspath(a.params) if a.root else a.params, a.root)
     print("\n".join(lines))
     if problems:
         raise SystemExit(1)

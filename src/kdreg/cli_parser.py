@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("check", help="validate params.yaml and report which datasets are present, missing or corrupt")
     s.add_argument("--params", default="params.yaml")
+    s.add_argument("--root", help="the checkout whose data/ and models/ to check (default: the params file's folder)")
 
     s = sub.add_parser("evaluate", help="recompute a checkpoint's test metrics")
     for arg in ("--checkpoint", "--data"):

@@ -3,7 +3,8 @@
 
 Each model gets its own run directory ``p{level}_s{seed}/`` holding ``config.yaml`` (frozen config, seed, git
 commit, package versions), ``model.pt``, ``predictions.npz`` and ``metrics.json`` (written last: its presence
-marks the run finished).
+marks the run finished). A job holds its groups' locks (:mod:`kdreg.lock`) from before it reads anything until it
+ends, so a group never has two writers.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 from kdreg import layout
 from kdreg.data import Dataset
 from kdreg.io import load_npz, provenance, save_checkpoint, save_json, save_npz, save_yaml
+from kdreg.lock import locked
 from kdreg.manifest import verify_group, write_manifest
 from kdreg.models import TwoHeadOutput
 from kdreg.noise import NoisyLabels
@@ -85,14 +87,16 @@ def run_teachers(data: str, noisy_dir: str, members: list[tuple[float, int]], co
     Snakemake clears before a rerun) and a rerun of a killed job resumes from it."""
     from kdreg.teacher import train_teachers
     from kdreg.trainer import ResumeDir
-    ds = Dataset.load(data)
-    noisies = [_load_member(noisy_dir, level, seed) for level, seed in members]
-    resume = ResumeDir(_resume_dir(out_dir), checkpoint_every)
-    results = train_teachers(ds, noisies, config, [seed for _, seed in members], device, stacked, stack_size, resume)
-    for (level, seed), noisy, res in zip(members, noisies, results):
-        save_teacher_run(Path(out_dir) / layout.member_name(level, seed), ds, noisy, seed, config, res)
-    write_manifest(out_dir)  # last: a group without it is unfinished
-    shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)  # every run is saved: the states are spent
+    with locked(out_dir):  # first: one writer per group (kdreg.lock)
+        ds = Dataset.load(data)
+        noisies = [_load_member(noisy_dir, level, seed) for level, seed in members]
+        resume = ResumeDir(_resume_dir(out_dir), checkpoint_every)
+        results = train_teachers(ds, noisies, config, [seed for _, seed in members], device, stacked, stack_size,
+                                 resume)
+        for (level, seed), noisy, res in zip(members, noisies, results):
+            save_teacher_run(Path(out_dir) / layout.member_name(level, seed), ds, noisy, seed, config, res)
+        write_manifest(out_dir)  # last: a group without it is unfinished
+        shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)  # every run is saved: the states are spent
 
 
 def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], configs: dict[str, dict],
@@ -104,17 +108,18 @@ def run_students(data: str, noisy_dir: str, members: list[tuple[float, int]], co
     :func:`run_teachers` (the state beside the first output directory)."""
     from kdreg.student import train_method_students
     from kdreg.trainer import ResumeDir
-    ds, noisies, t_devs = _load_group(data, noisy_dir, members, configs, teacher_dir)
-    first = next(iter(out_dirs.values()))
-    resume = ResumeDir(_resume_dir(first), checkpoint_every)
-    results = train_method_students(ds, noisies, t_devs, configs, [seed for _, seed in members], device, stacked,
-                                    stack_size, resume)
-    for method, out_dir in out_dirs.items():
-        for (level, seed), noisy, res in zip(members, noisies, results[method]):
-            save_student_run(Path(out_dir) / layout.member_name(level, seed), ds, noisy, seed, method,
-                             configs[method], res)
-        write_manifest(out_dir)
-    shutil.rmtree(_resume_dir(first), ignore_errors=True)
+    with locked(*out_dirs.values()):  # first: one writer per group (kdreg.lock)
+        ds, noisies, t_devs = _load_group(data, noisy_dir, members, configs, teacher_dir)
+        first = next(iter(out_dirs.values()))
+        resume = ResumeDir(_resume_dir(first), checkpoint_every)
+        results = train_method_students(ds, noisies, t_devs, configs, [seed for _, seed in members], device, stacked,
+                                        stack_size, resume)
+        for method, out_dir in out_dirs.items():
+            for (level, seed), noisy, res in zip(members, noisies, results[method]):
+                save_student_run(Path(out_dir) / layout.member_name(level, seed), ds, noisy, seed, method,
+                                 configs[method], res)
+            write_manifest(out_dir)
+        shutil.rmtree(_resume_dir(first), ignore_errors=True)
 
 
 def _load_group(data: str, noisy_dir: str, members: list[tuple[float, int]], configs: dict[str, dict],
@@ -146,17 +151,19 @@ def run_frontier(data: str, noisy_dir: str, members: list[tuple[float, int]], co
     from kdreg.models import mlp_parameters
     from kdreg.student import train_method_students
     from kdreg.trainer import ResumeDir
-    ds, noisies, t_devs = _load_group(data, noisy_dir, members, configs, teacher_dir)
-    resume = ResumeDir(_resume_dir(out_dir), checkpoint_every)  # one state file per width (its configs' key)
-    for width in widths:
-        wconfigs = {m: width_config(c, width) for m, c in configs.items()}
-        results = train_method_students(ds, noisies, t_devs, wconfigs, [seed for _, seed in members], device,
-                                        stacked, stack_size, resume)
-        for method, runs in results.items():
-            for (level, seed), noisy, res in zip(members, noisies, runs):
-                mc = res.model_config
-                res.metrics.update(width=int(width), parameters=mlp_parameters(mc["in_dim"], mc["hidden"], mc["out_dim"]))
-                save_student_run(Path(out_dir) / f"w{width}" / method / layout.member_name(level, seed), ds, noisy,
-                                 seed, method, wconfigs[method], res)
-    write_manifest(out_dir)  # last: a group without it is unfinished
-    shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)
+    with locked(out_dir):  # first: one writer per group (kdreg.lock)
+        ds, noisies, t_devs = _load_group(data, noisy_dir, members, configs, teacher_dir)
+        resume = ResumeDir(_resume_dir(out_dir), checkpoint_every)  # one state file per width (its configs' key)
+        for width in widths:
+            wconfigs = {m: width_config(c, width) for m, c in configs.items()}
+            results = train_method_students(ds, noisies, t_devs, wconfigs, [seed for _, seed in members], device,
+                                            stacked, stack_size, resume)
+            for method, runs in results.items():
+                for (level, seed), noisy, res in zip(members, noisies, runs):
+                    mc = res.model_config
+                    res.metrics.update(width=int(width),
+                                       parameters=mlp_parameters(mc["in_dim"], mc["hidden"], mc["out_dim"]))
+                    save_student_run(Path(out_dir) / f"w{width}" / method / layout.member_name(level, seed), ds,
+                                     noisy, seed, method, wconfigs[method], res)
+        write_manifest(out_dir)  # last: a group without it is unfinished
+        shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)

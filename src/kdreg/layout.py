@@ -6,6 +6,7 @@ One definition shared by the Snakefile and the package, so a path is never spell
     data/{dataset}/{data_key}/{noise}/p{level}_s{seed}.npz             noisy labels + corruption mask
     models/{dataset}/{data_key}/{noise}/teachers/g{group}-{key}/p{level}_s{seed}/          one teacher run
     models/{dataset}/{data_key}/{noise}/students/{method}/g{group}-{key}/p{level}_s{seed}/ one student run
+    models/{dataset}/{data_key}/{noise}/frontier/g{group}-{key}/w{width}/{method}/p{level}_s{seed}/  one frontier run
     models/{dataset}/{data_key}/{noise}/runs-{key}.csv                 every current run's metrics, one row each
 
 ``{noise}`` is ``{kind}_spread{spread}``. Each ``*_key`` is a short hash of everything that determines the output
@@ -126,6 +127,24 @@ class Paths:
 
     def student_dir(self, method: str, group: int) -> str:
         return f"{self.models_dir}/students/{method}/g{group}-{self.student_key(method, group)}"
+
+    def frontier_groups(self, members) -> dict[int, list[tuple[float, int]]]:
+        """``{group: its members among members}`` for every group holding one: the small-model frontier
+        (``frontier:``, :func:`kdreg.variants.frontier_members`) trains one job per such group."""
+        wanted = {member_name(level, seed) for level, seed in members}
+        chosen = {g: [m for m in group if member_name(*m) in wanted] for g, group in enumerate(self.groups)}
+        return {g: ms for g, ms in chosen.items() if ms}
+
+    def frontier_configs(self, frontier: dict) -> dict[str, dict]:
+        return {m: student_config(self.params, self.dataset, m) for m in frontier["methods"]}
+
+    def frontier_key(self, group: int, members, frontier: dict) -> str:
+        """Keyed like a student group: its configs, widths, members and teacher."""
+        return config_key({"configs": self.frontier_configs(frontier), "widths": frontier["widths"],
+                           "members": members, "teacher": self.teacher_key(group)})
+
+    def frontier_dir(self, group: int, members, frontier: dict) -> str:
+        return f"{self.models_dir}/frontier/g{group}-{self.frontier_key(group, members, frontier)}"
 
     def all_group_dirs(self, methods) -> list[str]:
         n = range(len(self.groups))

@@ -5,7 +5,6 @@
 import sys
 
 from kdreg.layout import member_spec
-from kdreg.noise import level_tag
 
 FRONTIER = config.get("frontier") or {}
 try:
@@ -17,23 +16,17 @@ if FRONTIER.get("enabled") and not FRONTIER_SOURCES:  # e.g. only an image datas
           " the frontier is empty (list such variants, or set frontier.enabled: false)", file=sys.stderr)
 FRONTIER_DATASETS = list(dict.fromkeys(NAMES[n][0] for n in FRONTIER_SOURCES))
 FRONTIER_MEMBERS = variants.frontier_members(FRONTIER) if FRONTIER_SOURCES else []
-wanted_ = {(level_tag(level), seed) for level, seed in FRONTIER_MEMBERS}
 
-# One job per (source, group holding frontier members), keyed like a student group: its configs, widths,
-# members and teacher. Sources that agree on all of them share the job.
+# One job per (source, group holding frontier members), keyed like a student group (layout.Paths.frontier_key):
+# its configs, widths, members and teacher. Sources that agree on all of them share the job.
 FRONTIER_JOBS, FRONTIER_RUNS, FRONTIER_TEACHERS = {}, {}, {}
 for name_ in FRONTIER_SOURCES:
     for unit_ in UNITS[name_]:
         paths_ = PATHS[name_, unit_]
-        for g_, group_members_ in enumerate(paths_.groups):
-            sel_ = [(lvl, s) for lvl, s in group_members_ if (level_tag(lvl), s) in wanted_]
-            if not sel_:
-                continue
-            configs_ = {m: student_config(paths_.params, paths_.dataset, m) for m in FRONTIER["methods"]}
-            key_ = layout.config_key({"configs": configs_, "widths": FRONTIER["widths"], "members": sel_,
-                                      "teacher": paths_.teacher_key(g_)})
-            dir_ = f"{paths_.models_dir}/frontier/g{g_}-{key_}"
-            FRONTIER_JOBS.setdefault(dir_, (paths_, g_, sel_, configs_, LABELS[name_, unit_], key_))
+        for g_, sel_ in paths_.frontier_groups(FRONTIER_MEMBERS).items():
+            dir_ = paths_.frontier_dir(g_, sel_, FRONTIER)
+            FRONTIER_JOBS.setdefault(dir_, (paths_, g_, sel_, paths_.frontier_configs(FRONTIER), LABELS[name_, unit_],
+                                            paths_.frontier_key(g_, sel_, FRONTIER)))
             FRONTIER_RUNS.setdefault(name_, []).append(dir_)
             FRONTIER_TEACHERS.setdefault(name_, []).append(paths_.teacher_dir(g_))
 
