@@ -39,13 +39,6 @@ def result_name(dataset: str, variant: str = "") -> str:
     return f"{dataset}{SEPARATOR}{variant}" if variant else dataset
 
 
-def result_names(params: dict, resolved: dict[str, dict]) -> dict[str, tuple[str, dict]]:
-    """``{results name: (dataset, its params)}``: every enabled dataset under the default params and under each
-    variant of ``resolved`` (:func:`resolve`) that runs for it; the benchmark suite's tables are variants here."""
-    return {result_name(d, v): (d, p) for v, p in resolved.items()
-            for d, cfg in p["datasets"].items() if cfg.get("enabled") and runs_for(params, v, d)}
-
-
 def split_name(name: str) -> tuple[str, str]:
     """``"sinusoid-teacher_huber" -> ("sinusoid", "teacher_huber")``; ``"sinusoid" -> ("sinusoid", "")``."""
     dataset, _, variant = name.partition(SEPARATOR)
