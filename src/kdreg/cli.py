@@ -273,7 +273,12 @@ def cmd_plot(a) -> None:
     from kdreg import plots
     from kdreg.cli_parser import PLOTS
     extra = {"dataset": a.dataset} if a.dataset else {}
-    getattr(plots, PLOTS[a.kind])(*a.inputs, out=a.out, title=a.title, **extra)
+    try:
+        getattr(plots, PLOTS[a.kind])(*a.inputs, out=a.out, title=a.title, **extra)
+    except (KeyError, AttributeError, IndexError) as err:  # a column the figure draws from is not there
+        raise ValueError(f"{', '.join(a.inputs)} lack{'s' if len(a.inputs) == 1 else ''} what the {a.kind} figure "
+                         f"draws ({type(err).__name__}: {err}): not plot data that kdreg wrote; rerun the step "
+                         "that writes it (snakemake --cores all all)") from None
 
 
 def cmd_check(a) -> None:

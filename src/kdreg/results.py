@@ -184,6 +184,11 @@ def aggregate(runs_csv, metric: str, methods: list[str], metrics_out: str, table
     from kdreg.io import atomic_path, save_json
     paths = [runs_csv] if isinstance(runs_csv, str) else list(runs_csv)
     runs = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    missing = sorted({"dataset", "model", "noise_level", "seed", metric} - set(runs.columns))
+    if missing:
+        raise ValueError(f"{', '.join(map(str, paths))}: no column {', '.join(missing)}, so not a runs table that "
+                         "`kdreg collect` wrote; delete it and run the pipeline again (snakemake --cores all all), "
+                         "which collects it from the model folders")
     if seeds is not None:
         check_complete(runs, seeds, paths)
     runs, per_fold = average_folds(runs)
