@@ -92,7 +92,8 @@ def run(target: str, params_path: Path, in_place: bool, keep: Path | None) -> tu
         cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", target]
     start = time.perf_counter()
     # not -q: the log must list every job with its start and finish (run_profile reads them)
-    with open(work / "snakemake-console.log", "w") as console:
+    (work / ".snakemake").mkdir(exist_ok=True)
+    with open(work / ".snakemake" / "full_run_console.log", "w") as console:
         subprocess.run(cmd, cwd=work, check=True, stdout=console, stderr=subprocess.STDOUT)
     return time.perf_counter() - start, work
 
