@@ -223,6 +223,8 @@ def test_a_damaged_noisy_set_is_refused_and_the_offered_fix_rebuilds_it(checkout
     assert proc.returncode != 0
     message = proc.stdout + proc.stderr
     assert str(noisy.relative_to(checkout)) in message and "checksum" in message
+    # refused before any job: Snakemake deleted nothing that learned from the damaged set
+    assert contents(group_of(checkout, TEACHERS)) == teachers and "Select jobs to execute" not in message
     for path in fix_from(message):
         (checkout / path).unlink()
     rebuild(checkout)

@@ -10,6 +10,7 @@ from kdreg import deps, layout, variants
 from kdreg.cli import EXECUTION_ENV
 from kdreg.config import check_params, load_yaml, student_config, teacher_config, validate_params
 from kdreg.datasets import kind_of
+from kdreg.io import verify_checksum
 from kdreg.methods import get_method
 
 # Our own validation (not snakemake.utils.validate) so a bad value is reported with its full key path; the files
@@ -70,6 +71,19 @@ for (name_, unit_), paths_ in PATHS.items():
         if new_:
             key_ = layout.config_key([paths_.noisy(*m) for m in new_])
             NOISE_JOBS[job_name("corrupt", LABELS[name_, unit_], paths_.kind, f"g{g_}", key=key_)] = (paths_, new_)
+
+# A dataset or noisy set changed since it was made would be found only by the first job that reads it, after
+# Snakemake had deleted that job's outputs (a valid trained group) to rerun it: every one that exists is checked
+# against its recorded checksum here, before any job (~6 MB for the committed params: milliseconds).
+damaged_ = []
+for path_ in [*DATA_JOBS, *sorted(claimed_)]:
+    try:
+        if os.path.exists(path_):
+            verify_checksum(path_)
+    except ValueError as err:
+        damaged_.append(str(err))
+if damaged_:
+    raise WorkflowError("\n".join(damaged_))
 
 # Student jobs: per group, its methods split into pipeline.student_jobs = J jobs, each one process training its
 # methods as one stacked model (J = 0: one job per method, for clusters). A student path that two variants share
