@@ -93,7 +93,7 @@ def test_every_derived_file_is_derived_again_and_an_edited_number_is_named(commi
     assert differ == [] and checked == 7  # the sinusoid's metrics, 2 tables, runs copy, 3 plot-data CSVs
     metrics = committed_run / "results/metrics/sinusoid.json"
     text = metrics.read_text()
-    edited = text.replace('"rmse_mean": 0.', '"rmse_mean": 9.', 1)
+    edited = text.replace('rmse_mean": 0.', 'rmse_mean": 9.', 1)  # keys are flat: "p0.3.scratch.rmse_mean"
     assert edited != text
     metrics.write_text(edited)
     subprocess.run(["git", "commit", "-qam", "an edited number"], cwd=committed_run, check=True)

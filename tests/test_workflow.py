@@ -104,7 +104,7 @@ def test_default_params_dry_run(tmp_path):
     (lambda p: p["loss_options"]["tor"].update(threshold="fixed", delta=None), "loss_options.tor"),
     (lambda p: p["figures"].update(fits_level=0.2), "figures.fits_level"),
     (lambda p: p["frontier"].update(variants=["recommnded"]), "frontier.variants names ['recommnded']"),
-    (lambda p: p["frontier"].update(levels=[0.2]), "the frontier asks for levels [0.2]"),
+    (lambda p: p["frontier"].update(levels=[0.2]), "the frontier asks for frontier.levels [0.2]"),
     (lambda p: p["frontier"].update(widths=[0, 4]), "frontier.widths.0"),
 ])
 def test_bad_params_fail_before_any_job_naming_the_key(workdir, edit, message):
