@@ -22,6 +22,7 @@ import numpy as np
 
 META_KEY = "kdreg"          # the one metadata entry: several would be ordered by a hash map, not by us
 FORMAT = 1
+ZIP, PICKLE = "a zip archive that is not a checkpoint", "a Python pickle"  # what torch.save writes
 
 
 def _encode(obj, tensors: dict):
@@ -86,9 +87,9 @@ def _what_it_holds(path: Path) -> str:
     if not head:
         return "an empty file"
     if head.startswith(b"PK\x03\x04"):
-        return "a zip archive that is not a checkpoint"
+        return ZIP
     if head[:1] == b"\x80":
-        return "a Python pickle"
+        return PICKLE
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -121,10 +122,9 @@ def _load_safetensors(path: Path, map_location: str):
     except SafetensorError as err:
         raise ValueError(f"{path} is truncated or corrupt ({err}); delete it and retrain") from None
     try:
-        state = _decode(json.loads(meta)["state"], tensors)
+        return _decode(json.loads(meta)["state"], tensors)
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path} has a damaged header ({type(err).__name__}: {err}); delete it and retrain") from None
-    return state
 
 
 def _load_torch(path: Path, map_location: str):
@@ -133,7 +133,7 @@ def _load_torch(path: Path, map_location: str):
 
     import torch
     what = _what_it_holds(path)
-    if what not in ("a Python pickle", "a zip archive that is not a checkpoint"):  # torch.save writes only these
+    if what not in (ZIP, PICKLE):
         raise ValueError(f"{path} is not a kdreg checkpoint: it holds {what}")
     try:
         with warnings.catch_warnings():  # torch warns about the pickle protocol of files it then refuses anyway
