@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def shrink(params: dict) -> dict:
-    """2 noise levels, 2 seeds, 3 methods, a 200-sample sinusoid and a few dozen epochs; no variants, no
-    benchmark suite; a frontier of two widths at the default params' teachers."""
+    """2 noise levels, 2 seeds, 3 methods, a 200-sample sinusoid (no other dataset) and a few dozen epochs; no
+    variants, no benchmark suite; a frontier of two widths at the default params' teachers."""
     p = copy.deepcopy(params)
     p.update(device="cpu", seeds=2, methods=["scratch", "tor", "tor_multitask"], variants={}, studies={},
              benchmark={"enabled": False})
@@ -22,6 +22,8 @@ def shrink(params: dict) -> dict:
                      "levels": [0.3], "seeds": 2}
     p["noise"]["levels"] = [0.0, 0.3]
     p["figures"] = {"fits_level": 0.3, "fits_seed": 1}
+    for name, cfg in p["datasets"].items():  # the sinusoid only: image experiments have tests of their own
+        cfg["enabled"] = name == "sinusoid"
     s = p["datasets"]["sinusoid"]
     s.update(n_train=200, n_test=100)
     s["teacher"]["model"]["hidden"] = [32, 32]

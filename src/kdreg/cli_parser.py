@@ -6,7 +6,8 @@ import argparse
 
 PLOTS = {"error-vs-noise": "error_vs_noise", "fits": "fits", "rejection": "rejection", "study-gap": "study_gap",
          "study-rejection": "study_rejection", "study-difference": "study_difference",
-         "benchmark-summary": "benchmark_summary", "frontier": "frontier", "frontier-summary": "frontier_summary"}
+         "benchmark-summary": "benchmark_summary", "frontier": "frontier", "frontier-summary": "frontier_summary",
+         "examples": "examples"}
 
 
 def build_parser() -> argparse.ArgumentParser:

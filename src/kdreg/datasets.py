@@ -2,8 +2,8 @@
 aggregation read: how a kind is built, its units (leave-one-person-out folds), its task and headline metric,
 whether it needs a prepared file, and the quick check of its source run before any job.
 
-A params entry's kind is its name for the built-in datasets (``sinusoid``, ``mpiigaze``, ``multipie``) and its
-``kind:`` field otherwise (``table``). Adding a kind: one entry here, its builder, its schema section.
+A params entry's kind is its name for the built-in datasets (``sinusoid``, ``mpiigaze``, ``multipie``,
+``digits``) and its ``kind:`` field otherwise (``table``, ``images``). Adding a kind: one entry here, its builder, its schema section.
 """
 from __future__ import annotations
 
@@ -95,6 +95,16 @@ def _headpose(unit: str, cfg: dict, prepared) -> Dataset:
                                                   seed="data_seed"))
 
 
+def _images(unit: str, cfg: dict, prepared) -> Dataset:
+    from kdreg.images import image_dataset, read_image_npz
+    return image_dataset(read_image_npz(cfg["path"]), cfg, unit)
+
+
+def _digits(unit: str, cfg: dict, prepared) -> Dataset:
+    from kdreg.images import digits_dataset
+    return digits_dataset(cfg)
+
+
 def _gaze_folds(cfg: dict) -> list[str]:
     from kdreg.mpiigaze import PEOPLE
     return list(cfg.get("folds") or PEOPLE)
@@ -107,13 +117,15 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          images=True, source_check="kdreg.mpiigaze:source_problems", report="kdreg.mpiigaze:source_report"),
     Kind("multipie", "headpose", "mae", _headpose, prepared=("image_size", "crop"), images=True,
          source_check="kdreg.multipie:source_problems"),
+    Kind("images", "regression", "rmse", _images, images=True, source_check="kdreg.images:images_file_problems"),
+    Kind("digits", "rotation", "nrmse", _digits, images=True),
 )}
 
 
 def kind_of(name: str, cfg: dict) -> Kind:
     """The kind of params entry ``datasets.<name>`` (``cfg``), or of a unit ``name.fold``."""
     base = name.split(".", 1)[0]
-    key = base if base in KINDS and base != "table" else cfg.get("kind", base)
+    key = base if base in KINDS and base not in ("table", "images") else cfg.get("kind", base)
     if key not in KINDS:
         raise ValueError(f"datasets.{base}: unknown dataset kind {key!r}; known: {', '.join(KINDS)}")
     return KINDS[key]

@@ -86,7 +86,7 @@ def prepared_path(params: dict, dataset: str) -> str | None:
 def data_config(params: dict, unit: str) -> dict:
     """The settings that make the unit's dataset file (not its models, not where raw data happens to live)."""
     cfg = {k: v for k, v in params["datasets"][base_name(unit)].items()
-           if k not in ("enabled", "teacher", "student", "archive", "root", "url")}
+           if k not in ("enabled", "teacher", "student", "archive", "root", "url", "overrides")}
     if "." in unit:
         cfg["fold"] = unit.split(".", 1)[1]
     return cfg
@@ -175,6 +175,7 @@ RESULTS = {
     "figure_error": "results/figures/{name}_error_vs_noise.png",
     "figure_fits": "results/figures/{name}_fits.png",
     "figure_rejection": "results/figures/{name}_rejection.png",
+    "figure_examples": "results/figures/{name}_examples.png",
 }
 
 

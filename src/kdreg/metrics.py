@@ -64,8 +64,19 @@ def rejection_quality(rejected, corrupted) -> dict[str, float]:
 
 
 def task_metrics(pred: np.ndarray, target: np.ndarray, task: str, prefix: str = "") -> dict[str, float]:
-    """Test metrics in original units: RMSE and MAE; for gaze also the mean angular error in degrees."""
+    """Test metrics in original units: RMSE and MAE; for gaze also the mean angular error in degrees; for rotated
+    images (labels: rotation in degrees, log scale) the RMSE of each label, the mean absolute rotation error, and
+    ``nrmse``, the two RMSEs each over its label's test standard deviation, averaged (unit-free: degrees would
+    otherwise outweigh the log scale)."""
     out = {f"{prefix}rmse": rmse(pred, target), f"{prefix}mae": mae(pred, target)}
     if task == "gaze":
         out[f"{prefix}angular_deg"] = angular_error_deg(pred, target)
+    if task == "rotation":
+        p, t = _pair(pred, target)
+        per_dim = np.sqrt(((p - t) ** 2).mean(axis=0))
+        spread = t.std(axis=0)
+        out[f"{prefix}rmse_rotation_deg"] = float(per_dim[0])
+        out[f"{prefix}rmse_log_scale"] = float(per_dim[1])
+        out[f"{prefix}mae_rotation_deg"] = float(np.abs(p[:, 0] - t[:, 0]).mean())
+        out[f"{prefix}nrmse"] = float((per_dim / np.where(spread > 0, spread, 1.0)).mean())
     return out

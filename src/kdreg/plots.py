@@ -16,7 +16,8 @@ COLORS = {TEACHER: TEACHER_COLOR, **{name: m.color for name, m in METHODS.items(
 EMPHASIS = {TEACHER, BASELINE, BOUND, *(name for name, m in METHODS.items() if m.in_fits)}
 REFERENCES = (TEACHER, BOUND)  # dashed: what the students are measured against
 METHOD_MARKERS = dict(zip([TEACHER, *METHODS], "oXsDv^<>pP*hH"))
-LABELS = {"rmse": "test RMSE", "mae": "test MAE", "angular_deg": "mean angular error (°)"}
+LABELS = {"rmse": "test RMSE", "mae": "test MAE", "angular_deg": "mean angular error (°)",
+          "nrmse": "test RMSE / label std, mean over labels"}
 
 
 def _save(fig, path) -> None:
@@ -299,4 +300,32 @@ def frontier_summary(csv: str, out: str, title: str = "") -> None:
     axes[0][0].set_ylabel("test error / best scratch of any width\n(thick: geometric mean; thin: each dataset)")
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(title)
+    _save(fig, out)
+
+
+def examples(data_npz: str, noisy_npz: str, out: str, title: str = "", n: int = 16) -> None:
+    """Training images of an image dataset with their clean and noisy labels: the first ``n // 2`` corrupted and
+    as many clean ones of one noisy set (reads the dataset and noisy-label files; a few images, no training)."""
+    import numpy as np
+
+    from kdreg.data import Dataset
+    from kdreg.noise import NoisyLabels
+    ds, noisy = Dataset.load(data_npz), NoisyLabels.load(noisy_npz)
+    if ds.x_dev.ndim != 3 or noisy.y.shape != ds.y_dev.shape:
+        raise ValueError(f"{data_npz} holds no images, or {noisy_npz} is not its noisy labels")
+    corrupted, clean = np.flatnonzero(noisy.mask), np.flatnonzero(~noisy.mask)
+    rows = list(corrupted[: n // 2]) + list(clean[: n - min(len(corrupted), n // 2)])
+    cols = min(8, len(rows))
+    fig, axes = plt.subplots((len(rows) + cols - 1) // cols, cols, figsize=(1.5 * cols, 1.75 * ((len(rows) + cols - 1)
+                                                                                               // cols)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, rows):
+        ax.imshow(ds.x_dev[i], cmap="gray", vmin=0, vmax=255)
+        label = ", ".join(f"{v:.2g}" for v in ds.y_dev[i])
+        if noisy.mask[i]:
+            ax.set_title(f"{label}\n→ {', '.join(f'{v:.2g}' for v in noisy.y[i])}", fontsize=7, color="#c0392b")
+        else:
+            ax.set_title(label, fontsize=7)
+    fig.suptitle(f"{title}\nclean label (black); corrupted: clean → noisy (red)", fontsize=9)
     _save(fig, out)

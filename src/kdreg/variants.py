@@ -47,13 +47,35 @@ def split_name(name: str) -> tuple[str, str]:
 
 def runs_for(params: dict, variant: str, dataset: str) -> bool:
     """Whether ``variant`` runs for ``dataset``: a variant that overrides ``datasets.X`` keys is about X, and
-    runs for X alone; one that overrides only shared keys (noise, methods, ...) runs for every enabled dataset."""
+    runs for X alone; one that overrides only shared keys (noise, methods, ...) runs for every enabled dataset
+    but those with their own ``overrides`` (an experiment of its own, like ``digits``)."""
     if not variant:
         return True
     if variant in benchmark_variants(params):
         return dataset in benchmark_datasets(params)
     named = {key.split(".")[1] for key in params["variants"][variant] if key.startswith("datasets.")}
-    return not named or dataset in named
+    if not named:
+        return not dataset_overrides(params, dataset)
+    return dataset in named
+
+
+def dataset_overrides(params: dict, dataset: str) -> dict:
+    """``datasets.X.overrides``: top-level params (dotted keys: seeds, methods, noise.levels, ...) that dataset X
+    runs under, in every variant that runs it: an experiment with its own budget beside the others."""
+    cfg = (params.get("datasets") or {}).get(dataset)
+    return dict(cfg.get("overrides") or {}) if isinstance(cfg, dict) else {}
+
+
+def dataset_params(params: dict, dataset: str) -> dict:
+    """``params`` as ``dataset`` runs under them: its ``overrides`` applied (the same params when it has none)."""
+    overrides = dataset_overrides(params, dataset)
+    if not overrides:
+        return params
+    inner = [k for k in overrides if k.split(".")[0] == "datasets"]
+    if inner:
+        raise ValueError(f"datasets.{dataset}.overrides: {inner} are keys of the dataset's own entry; set them in "
+                         f"datasets.{dataset} itself, and keep overrides for top-level params (seeds, methods, noise)")
+    return apply_overrides(params, overrides, dataset, "datasets.overrides")
 
 
 def _fixed_reason(params: dict, key: str) -> str | None:
@@ -126,6 +148,17 @@ def resolve(params: dict, schema_path, source: str = "params.yaml") -> dict[str,
         if unknown:
             raise ValueError(f"{source}: studies.{study} names {unknown}, which are not variants (have: "
                              f"{', '.join([DEFAULT, *(n for n in out if n)])}); add them under variants or fix the names")
+    from kdreg.config import enabled_datasets
+    for variant, p in out.items():  # a dataset's own overrides make params of their own: validated like a variant's
+        for d in enabled_datasets(p):
+            if dataset_overrides(p, d) and runs_for(params, variant, d):
+                where = f"{source}, datasets.{d}.overrides{f' (variant {variant!r})' if variant else ''}"
+                try:
+                    own = dataset_params(p, d)
+                except ValueError as err:
+                    raise ValueError(f"{source}: {err}") from None
+                validate_params(own, schema_path, where)
+                check_params(own, where)
     frontier = params.get("frontier") or {}
     listed = frontier.get("variants") or [] if frontier.get("enabled") else []
     unknown = [n for n in listed if n != DEFAULT and n not in out]
@@ -140,7 +173,7 @@ def result_names(params: dict, resolved: dict[str, dict]) -> dict[str, tuple[str
     """``{results name: (dataset, its params)}`` of every dataset each variant of ``resolved`` (:func:`resolve`)
     runs for: ``sinusoid`` under the default params, ``sinusoid-teacher_huber`` under a variant."""
     from kdreg.config import enabled_datasets
-    return {result_name(d, v): (d, p) for v, p in resolved.items() for d in enabled_datasets(p)
+    return {result_name(d, v): (d, dataset_params(p, d)) for v, p in resolved.items() for d in enabled_datasets(p)
             if runs_for(params, v, d)}
 
 

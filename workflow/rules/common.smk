@@ -25,6 +25,9 @@ except ValueError as err:
     raise WorkflowError(str(err)) from None
 
 DATASETS = layout.enabled_datasets(config)
+# Datasets with overrides of their own (datasets.X.overrides: seeds, methods, ...) are experiments beside the
+# paper-style headline: `snakemake digits` runs the rotated digits and their variants.
+HEADLINE_DATASETS = [d for d in DATASETS if not variants.dataset_overrides(config, d)]
 # A results name is a dataset under the default params ("sinusoid") or under a variant ("sinusoid-teacher_huber").
 # The benchmark suite ("boston-benchmark") runs like a variant whose params enable the suite's tables.
 NAMES = variants.result_names(config, VARIANTS)
@@ -175,6 +178,8 @@ def dataset_figures(name):
         figs.append("figure_fits")
     if any(get_method(m).rejects for m in methods_of(name)):
         figs.append("figure_rejection")
+    if KINDS[name].images:  # example images with their clean and corrupted labels
+        figs.append("figure_examples")
     return [RESULTS[f].format(name=name) for f in figs]
 
 
