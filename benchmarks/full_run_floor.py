@@ -11,7 +11,9 @@ rows it trained on. A cross-fitted teacher's K fits train on the rows outside th
 teacher's second round trains on the rows its first round kept. That FLOP at the teachers' matmul rate (kdreg's own
 products, ``default_run_floor.teacher_matmul_rate``, measured before and after the run on
 ``pipeline.teacher_threads`` threads, the higher kept: a harsher floor) is the time no implementation could beat on
-this machine. The students' FLOP are small, so their time is mostly overhead against it. Data, evaluation and
+this machine. The students' FLOP are small, so their time is mostly overhead against it. CNNs (the image
+datasets: ``--target digits``) count 3 × their forward conv and linear FLOP per training sample and epoch
+(``kdreg.cnn.count_flops`` at the run's image size), at the float32 2048² matmul rate. Data, evaluation and
 figures are left out of the floor.
 
 Where the time went comes from Snakemake's own log of the run (``run_profile``): job-seconds per kind of job, the
@@ -50,20 +52,38 @@ def _per_row_epoch(model: dict) -> int:
     return 3 * 2 * (backbone + int(model.get("heads", 1)) * widths[-1] * model["out_dim"])
 
 
+def _cnn_per_row_epoch(model: dict, cache: dict) -> int:
+    """FLOP of one training image and epoch of a CNN: 3 × its forward conv and linear FLOP."""
+    key = json.dumps(model, sort_keys=True)
+    if key not in cache:
+        import torch
+
+        from kdreg.cnn import count_flops, create_image_model
+        net = create_image_model(model)
+        h, w = model.get("image_size", (36, 60))
+        extra = int(model.get("extra_dim", 2))
+        inputs = (torch.rand(2, 1, h, w),) + ((torch.zeros(2, extra),) if extra else ())
+        cache[key] = 3 * count_flops(net, *inputs)
+    return cache[key]
+
+
 def model_flop(run_dir: Path) -> dict:
-    """FLOP of every MLP run under ``run_dir/models``, per role (teachers, students, frontier), with counts."""
-    roles = {r: {"flop": 0.0, "models": 0, "fits": 0} for r in ("teachers", "students", "frontier")}
-    skipped = 0
+    """FLOP of every model run under ``run_dir/models``, per role (teachers, students, frontier), with counts;
+    ``cnn_flop``: the CNNs' share of it (held to the square matmul rate)."""
+    roles = {r: {"flop": 0.0, "cnn_flop": 0.0, "models": 0, "fits": 0} for r in ("teachers", "students", "frontier")}
+    skipped, cnn_cache = 0, {}
     for metrics_path in sorted(run_dir.glob("models/**/metrics.json")):
         parts = metrics_path.relative_to(run_dir).parts
         role = next((r for r in roles if r in parts), None)
         config = yaml.safe_load((metrics_path.parent / "config.yaml").read_text())
         model = config["resolved"]["model"]
-        if role is None or model.get("kind", "mlp") != "mlp":
-            skipped += 1  # a CNN's FLOP depend on its image size: not counted here
+        if role is None:
+            skipped += 1
             continue
+        cnn = model.get("kind", "mlp") != "mlp"
         metrics = json.loads(metrics_path.read_text())
-        n, per_row_epoch = config["resolved"]["splits"]["train"], _per_row_epoch(model)
+        n = config["resolved"]["splits"]["train"]
+        per_row_epoch = _cnn_per_row_epoch(model, cnn_cache) if cnn else _per_row_epoch(model)
         k, kept = 1, [1.0]
         if role == "teachers":
             k = int(config["config"].get("cross_fit", 1))
@@ -71,10 +91,13 @@ def model_flop(run_dir: Path) -> dict:
         # epochs_trained sums every fit of every round; each fit trains (K-1)/K of a round's rows
         rows_per_fit = [n * share * ((k - 1) / k if k > 1 else 1.0) for share in kept]
         epochs_per_fit = metrics["epochs_trained"] / (k * len(kept))
-        roles[role]["flop"] += sum(per_row_epoch * rows * epochs_per_fit * k for rows in rows_per_fit)
+        flop = sum(per_row_epoch * rows * epochs_per_fit * k for rows in rows_per_fit)
+        roles[role]["flop"] += flop
+        roles[role]["cnn_flop"] += flop if cnn else 0.0
         roles[role]["models"] += 1
         roles[role]["fits"] += k * len(kept)
-    return {"roles": roles, "flop": sum(r["flop"] for r in roles.values()), "skipped": skipped}
+    return {"roles": roles, "flop": sum(r["flop"] for r in roles.values()),
+            "cnn_flop": sum(r["cnn_flop"] for r in roles.values()), "skipped": skipped}
 
 
 def run(target: str, params_path: Path, in_place: bool, keep: Path | None) -> tuple[float, Path]:
@@ -101,21 +124,27 @@ def run(target: str, params_path: Path, in_place: bool, keep: Path | None) -> tu
 def report(target: str, work: Path, wall: float, rate: float, threads: int, before: dict | None,
            after: dict | None) -> str:
     counted = model_flop(work)
-    floor = counted["flop"] / (rate * 1e9)
+    square = max(before["square"], after["square"]) if before and after else rate
+    mlp_flop = counted["flop"] - counted["cnn_flop"]
+    floor = mlp_flop / (rate * 1e9) + counted["cnn_flop"] / (square * 1e9)
     roles = counted["roles"]
+    at = (f"{mlp_flop / 1e12:.1f} TFLOP at {rate:.0f} GFLOP/s" if mlp_flop else "") + (
+        f"{'; ' if mlp_flop else ''}CNNs {counted['cnn_flop'] / 1e12:.2f} TFLOP at the square matmul's "
+        f"{square:.0f} GFLOP/s" if counted["cnn_flop"] else "")
     lines = ["| measure | ratio / rate | absolute |", "|---|---:|---|",
              f"| `snakemake --cores 2 {target}` from empty / FLOP floor of every model | **{wall / floor:.2f}** | "
-             f"{wall:.0f} s / {floor:.0f} s ({counted['flop'] / 1e12:.1f} TFLOP at {rate:.0f} GFLOP/s) |"]
+             f"{wall:.0f} s / {floor:.0f} s ({at}) |"]
     for role, r in roles.items():
         if r["models"]:
             lines.append(f"| {ROLE_NAMES[role]}: share of the floor | {r['flop'] / counted['flop']:.1%} | "
                          f"{r['flop'] / 1e12:.2f} TFLOP: {r['models']} models, {r['fits']} fits |")
-    teacher_floor = roles["teachers"]["flop"] / (rate * 1e9)
+    t = roles["teachers"]
+    teacher_floor = (t["flop"] - t["cnn_flop"]) / (rate * 1e9) + t["cnn_flop"] / (square * 1e9)
     if teacher_floor:
         lines.append(f"| the same wall / the teachers' floor alone (the earlier measure) | {wall / teacher_floor:.2f} | "
                      f"{teacher_floor:.0f} s |")
     if counted["skipped"]:
-        lines.append(f"| runs not counted (CNNs) | {counted['skipped']} | |")
+        lines.append(f"| runs not counted (outside teachers, students, frontier) | {counted['skipped']} | |")
     if before and after:
         lines.append(f"| floor's matmul rate: teacher products, {threads} threads | {rate:.0f} GFLOP/s | per stack "
                      "size, before / after: " + ", ".join(f"{b}: {before['per_stack'][b]:.0f} / "
