@@ -35,6 +35,11 @@ def read_image_npz(path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file; set datasets.<name>.path to your .npz (keys: images "
                                 "(N, H, W) uint8, targets (N, D), optional extra (N, E) and split (N,))")
+    def not_npz(why) -> ValueError:
+        return ValueError(f"{path} is not a readable .npz ({why}); write it with np.savez or np.savez_compressed "
+                          "(keys: images, targets, optional extra and split)")
+    if not zipfile.is_zipfile(path):  # np.load would read a lone .npy array, or refuse a pickle with its own words
+        raise not_npz("not a zip archive, as np.savez writes")
     arrays = {}
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -52,8 +57,7 @@ def read_image_npz(path) -> dict[str, np.ndarray]:
                                          f"of strings, np.array(['train', ...]))") from None
                     raise
     except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise ValueError(f"{path} is not a readable .npz ({err}); write it with np.savez or np.savez_compressed"
-                         ) from None
+        raise not_npz(err) from None
     return check_image_arrays(arrays, str(path))
 
 
@@ -99,7 +103,7 @@ def check_image_arrays(arrays: dict, where: str) -> dict[str, np.ndarray]:
             raise ValueError(f"{where}: split has dtype {s.dtype} and shape {s.shape}; give ({n},) strings, each "
                              f"one of {', '.join(SPLITS)}")
         s = s.astype(str)
-        wrong = sorted(set(np.unique(s)) - set(SPLITS))
+        wrong = sorted(set(np.unique(s).tolist()) - set(SPLITS))  # plain str: numpy 2 would print np.str_(...)
         if wrong:
             raise ValueError(f"{where}: split holds {wrong[:5]}; each value must be one of {', '.join(SPLITS)}")
         empty = [name for name in SPLITS if not (s == name).any()]

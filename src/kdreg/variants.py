@@ -75,7 +75,7 @@ def dataset_params(params: dict, dataset: str) -> dict:
     if inner:
         raise ValueError(f"datasets.{dataset}.overrides: {inner} are keys of the dataset's own entry; set them in "
                          f"datasets.{dataset} itself, and keep overrides for top-level params (seeds, methods, noise)")
-    return apply_overrides(params, overrides, dataset, "datasets.overrides")
+    return apply_overrides(params, overrides, "overrides", f"datasets.{dataset}")
 
 
 def _fixed_reason(params: dict, key: str) -> str | None:
