@@ -30,8 +30,10 @@ def test_every_method_of_the_table_is_in_the_schema_and_builds_its_loss():
 def test_every_dataset_kind_has_its_schema_section():
     schema = yaml.safe_load((ROOT / "workflow/schemas/params.schema.yaml").read_text())
     builtin = set(schema["properties"]["datasets"]["properties"])
-    assert builtin | {"table"} == set(KINDS)
+    assert builtin | {"table", "images"} == set(KINDS)
     assert kind_of("housing", {"kind": "table"}) is KINDS["table"]
+    assert kind_of("my_images", {"kind": "images"}) is KINDS["images"]
+    assert kind_of("digits", {}) is KINDS["digits"]
     assert kind_of("mpiigaze.p03", {}) is KINDS["mpiigaze"]
     with pytest.raises(ValueError, match="unknown dataset kind"):
         kind_of("housing", {"kind": "spreadsheet"})

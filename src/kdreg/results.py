@@ -70,9 +70,15 @@ def add_relative(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
     return s
 
 
+# Per-label metrics of tasks whose labels have different units (rotated images: degrees and a log scale), kept
+# beside the headline metric where a dataset reports them.
+PER_LABEL = ("rmse_rotation_deg", "rmse_log_scale", "mae_rotation_deg")
+
+
 def metrics_json(summary: pd.DataFrame, metric: str) -> dict:
     """Flat keys for ``dvc metrics diff``: ``p0.2.tor_multitask.rmse_mean``, ``..._ci95``, ``..._vs_scratch``."""
-    keep = {metric, "mae", *(f"{h}_head_{metric}" for h in HEADS), "rejection_precision", "rejection_recall"}
+    keep = {metric, "mae", *(f"{h}_head_{metric}" for h in HEADS), "rejection_precision", "rejection_recall",
+            *PER_LABEL}
     out = {}
     for r in summary[summary.metric.isin(keep)].itertuples():
         key = f"p{level_tag(r.noise_level)}.{r.model}.{r.metric}"
