@@ -1,11 +1,14 @@
-"""Training throughput of the MPIIGaze-sized networks on synthetic data, next to the machine's matmul rate.
+"""Training throughput of the image networks on synthetic data, next to the machine's matmul rate: the layout
+kdreg used before (contiguous NCHW) and the one it trains in now (channels-last), in one run.
 
-    python benchmarks/cnn_throughput.py [--threads 2] [--steps 20] [--device cpu]
+    python benchmarks/cnn_throughput.py [--threads 2] [--steps 20] [--batches 64] [--device cpu]
+    python benchmarks/cnn_throughput.py --image-size 24 24 --extra-dim 0     # the digits experiment
 
-For the LeNet student and ResNet-preact-8 teacher (36×60 grayscale inputs plus head pose), batch 32 and 256, it
-prints training samples per second (forward, backward, Adam step), the FLOPs per sample (forward convs and linear
-layers; a training step costs about 3× that), the achieved GFLOP/s, and the float32 matrix-multiply rate that
-bounds it.
+For the LeNet student and ResNet-preact-8 teacher (default: 36×60 grayscale eyes plus a 2-D head pose), each
+batch size and each layout, it prints training samples per second, the FLOPs per sample (forward convs and linear
+layers; a training step costs about 3× that), the achieved GFLOP/s, and its share of the float32
+matrix-multiply rate (2048², measured before and after the rows; their mean is the reference). A step is exactly
+the pipeline's: :func:`kdreg.trainer.fit` (fused Adam, mini-batches indexed from uint8 images, one model).
 """
 from __future__ import annotations
 
@@ -14,7 +17,13 @@ import time
 
 import torch
 
+from kdreg import cnn
 from kdreg.cnn import count_flops, create_image_model
+from kdreg.losses import MSELoss
+from kdreg.trainer import Inputs, TrainSettings, fit
+
+LAYOUTS = (("before: eager, contiguous", torch.contiguous_format), ("kdreg now: channels-last", torch.channels_last))
+NETWORKS = (("LeNet student", {"kind": "lenet"}), ("ResNet-preact-8 teacher", {"kind": "resnet_preact", "depth": 8}))
 
 
 def matmul_gflops(device: torch.device, n: int = 2048, reps: int = 10) -> float:
@@ -34,52 +43,77 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def samples_per_second(model, batch: int, steps: int, device) -> float:
-    x = torch.rand(batch, 1, 36, 60, device=device)
-    pose = torch.randn(batch, 2, device=device)
-    y = torch.randn(batch, 2, device=device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for i in range(steps + 3):  # 3 warm-up steps
-        if i == 3:
-            _sync(device)
-            start = time.perf_counter()
-        loss = (model(x, pose) - y).pow(2).sum(1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+def synthetic(n: int, image_size, extra_dim: int, device):
+    """What fit gets in the pipeline: uint8 images ``(n, H, W)`` (plus ``(n, E)`` extra inputs) and ``(n, 2)``."""
+    x = torch.randint(0, 256, (n, *image_size), dtype=torch.uint8, device=device)
+    if extra_dim:
+        x = Inputs(x, torch.randn(n, extra_dim, device=device))
+    return x, torch.randn(n, 2, device=device)
+
+
+def samples_per_second(model, x, y, batch: int, device) -> float:
+    """One epoch of :func:`fit` over ``x`` (``len(x) // batch`` steps) after a 3-step warm-up."""
+    settings = TrainSettings(epochs=1, batch_size=batch, lr=1e-3)
+    fit(model, MSELoss(), x[:3 * batch], y[:3 * batch], None, settings, seed=0)
     _sync(device)
-    return batch * steps / (time.perf_counter() - start)
+    start = time.perf_counter()
+    fit(model, MSELoss(), x, y, None, settings, seed=1)
+    _sync(device)
+    return len(y) / (time.perf_counter() - start)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=20, help="timed training steps per row")
+    ap.add_argument("--batches", type=int, nargs="+", default=[64], help="batch sizes (the pipeline's: 64)")
+    ap.add_argument("--image-size", type=int, nargs=2, default=[36, 60], metavar=("H", "W"))
+    ap.add_argument("--extra-dim", type=int, default=2, help="extra inputs joined to the image features (0: none)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--epoch", type=int, default=0, metavar="N",
-                    help="also time one full epoch over N synthetic samples at batch 64 (MPIIGaze: 42000)")
+                    help="also time one full epoch over N synthetic samples at batch 64, as kdreg trains now")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    peak = matmul_gflops(device)
-    print(f"device {device}, {args.threads} threads; float32 matmul (2048²): {peak:.1f} GFLOP/s\n")
-    print("| network | params | forward MFLOP/sample | batch | samples/s | achieved GFLOP/s (3× fwd) | share of matmul rate |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, cfg in (("LeNet student", {"kind": "lenet"}), ("ResNet-preact-8 teacher", {"kind": "resnet_preact", "depth": 8})):
+    size, extra = tuple(args.image_size), args.extra_dim
+    peak_before = matmul_gflops(device)
+    rows = []
+    for name, cfg in NETWORKS:
+        cfg = {**cfg, "image_size": list(size), "extra_dim": extra}
         model = create_image_model(cfg).to(device)
-        flops = count_flops(model, torch.rand(2, 1, 36, 60, device=device), torch.zeros(2, 2, device=device))
+        probe = synthetic(2, size, extra, device)[0]
+        flops = count_flops(model, *(probe.tensors if extra else (probe,)))
         n_params = sum(p.numel() for p in model.parameters())
-        for batch in (32, 256):
-            sps = samples_per_second(model, batch, args.steps, device)
-            achieved = 3 * flops * sps / 1e9
-            print(f"| {name} | {n_params:,} | {flops / 1e6:.1f} | {batch} | {sps:,.0f} | {achieved:.1f} | "
-                  f"{achieved / peak:.0%} |", flush=True)
+        for batch in args.batches:
+            x, y = synthetic(batch * args.steps, size, extra, device)
+            for layout, memory_format in LAYOUTS:
+                cnn.IMAGE_MEMORY_FORMAT = memory_format
+                sps = samples_per_second(model, x, y, batch, device)
+                rows.append((name, n_params, flops, batch, layout, sps))
+                print(f"  {name}, batch {batch}, {layout}: {sps:,.0f} samples/s", flush=True)
         if args.epoch:
+            cnn.IMAGE_MEMORY_FORMAT = torch.channels_last
+            x, y = synthetic(args.epoch, size, extra, device)
             start = time.perf_counter()
-            samples_per_second(model, 64, args.epoch // 64, device)
-            print(f"|   one epoch of {args.epoch:,} samples, batch 64: {time.perf_counter() - start:.0f} s |",
-                  flush=True)
+            samples_per_second(model, x, y, 64, device)
+            rows.append((name, n_params, flops, 64, f"one epoch of {args.epoch:,}: "
+                         f"{time.perf_counter() - start:.0f} s", None))
+    cnn.IMAGE_MEMORY_FORMAT = torch.channels_last
+    peak_after = matmul_gflops(device)
+    peak = (peak_before + peak_after) / 2
+    print(f"\ndevice {device}, {args.threads} threads, images {size[0]}×{size[1]}, extra inputs {extra}; float32 "
+          f"matmul (2048²): {peak:.1f} GFLOP/s (before the rows {peak_before:.1f}, after {peak_after:.1f})\n")
+    print("| network | params | forward MFLOP/sample | batch | layout | samples/s | achieved GFLOP/s (3× fwd) | "
+          "share of matmul rate |")
+    print("|---|---:|---:|---:|---|---:|---:|---:|")
+    for name, n_params, flops, batch, layout, sps in rows:
+        if sps is None:
+            print(f"| {name} | | | {batch} | {layout} | | | |")
+            continue
+        achieved = 3 * flops * sps / 1e9
+        print(f"| {name} | {n_params:,} | {flops / 1e6:.1f} | {batch} | {layout} | {sps:,.0f} | {achieved:.1f} | "
+              f"{achieved / peak:.0%} |")
 
 
 if __name__ == "__main__":

@@ -13,13 +13,24 @@ from torch.nn import functional as F
 from kdreg.heads import TwoHeadStudent
 from kdreg.rules import resnet_depth_problem
 
+# The layout image batches (and so every activation after them) take: channels-last, see as_images.
+# benchmarks/cnn_throughput.py sets torch.contiguous_format to time the layout kdreg used before.
+IMAGE_MEMORY_FORMAT = torch.channels_last
+
 
 def as_images(x: Tensor) -> Tensor:
-    """uint8 ``(N, H, W)`` or float ``(N, 1, H, W)`` → float ``(N, 1, H, W)`` in [0, 1]: images stay uint8 in
-    memory (4× smaller) and are scaled per batch."""
+    """uint8 ``(N, H, W)`` or float ``(N, 1, H, W)`` → float ``(N, 1, H, W)`` in [0, 1], channels-last: images
+    stay uint8 in memory (4× smaller) and are scaled per batch.
+
+    Channels-last (NHWC strides) makes every convolution, pooling and batch norm after it run oneDNN's NHWC
+    kernels, and their outputs stay NHWC: LeNet trains ~1.5× faster on a 2-core CPU (benchmarks/README.md). Only
+    the float rounding inside the convolutions changes; values, parameters (contiguous) and state dicts do not.
+    ``.to``, not ``.contiguous``: with one channel a contiguous tensor already counts as channels-last, but the
+    convolution reads the strides, and only ``.to`` rewrites them.
+    """
     if x.dtype == torch.uint8:
         x = x.float() / 255.0
-    return x.unsqueeze(1) if x.dim() == 3 else x
+    return (x.unsqueeze(1) if x.dim() == 3 else x).to(memory_format=IMAGE_MEMORY_FORMAT)
 
 
 class LeNetBackbone(nn.Module):
