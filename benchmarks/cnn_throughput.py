@@ -3,17 +3,27 @@ kdreg used before (contiguous NCHW) and the one it trains in now (channels-last)
 
     python benchmarks/cnn_throughput.py [--threads 2] [--steps 20] [--batches 64] [--device cpu]
     python benchmarks/cnn_throughput.py --image-size 24 24 --extra-dim 0     # the digits experiment
+    python benchmarks/cnn_throughput.py --image-size 24 24 --extra-dim 0 --pipeline    # ... as the pipeline runs
 
 For the LeNet student and ResNet-preact-8 teacher (default: 36×60 grayscale eyes plus a 2-D head pose), each
 batch size and each layout, it prints training samples per second, the FLOPs per sample (forward convs and linear
 layers; a training step costs about 3× that), the achieved GFLOP/s, and its share of the float32
 matrix-multiply rate (2048², measured before and after the rows; their mean is the reference). A step is exactly
 the pipeline's: :func:`kdreg.trainer.fit` (fused Adam, mini-batches indexed from uint8 images, one model).
+
+``--pipeline`` adds the pipeline's way, from ``params.yaml``'s ``pipeline:`` settings: a teacher job trains on
+``teacher_threads`` threads, and ``student_jobs`` student jobs run side by side on ``student_threads`` each; the
+students' row sums the samples/s of those processes, run at once, against the same matmul rate (measured on
+``--threads`` threads, the cores the jobs share).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -62,6 +72,31 @@ def samples_per_second(model, x, y, batch: int, device) -> float:
     return len(y) / (time.perf_counter() - start)
 
 
+def _one(name: str, batch: int, threads: int, steps: int, size, extra: int) -> float:
+    """Samples/s of one network at ``batch`` on ``threads`` threads, channels-last, as kdreg trains now."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = {**dict(NETWORKS)[name], "image_size": list(size), "extra_dim": extra}
+    x, y = synthetic(batch * steps, size, extra, torch.device("cpu"))
+    return samples_per_second(create_image_model(cfg), x, y, batch, torch.device("cpu"))
+
+
+def pipeline_rows(size, extra: int, batch: int, steps: int) -> list[tuple]:
+    """(network, processes × threads, samples/s summed over the processes) the way the pipeline runs them."""
+    from kdreg.config import load_params
+    pipe = load_params(Path(__file__).resolve().parents[1] / "params.yaml")["pipeline"]
+    plan = (("ResNet-preact-8 teacher", 1, int(pipe["teacher_threads"])),
+            ("LeNet student", max(1, int(pipe["student_jobs"])), int(pipe["student_threads"])))
+    rows = []
+    for name, procs, threads in plan:
+        cmd = [sys.executable, __file__, "--child", name, str(batch), str(threads), str(steps),
+               "--image-size", *map(str, size), "--extra-dim", str(extra)]
+        running = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(procs)]  # side by side
+        rates = [json.loads(p.communicate()[0]) for p in running]
+        rows.append((name, f"{procs} × {threads} thread{'s' if threads > 1 else ''}", sum(rates)))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
@@ -72,7 +107,14 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--epoch", type=int, default=0, metavar="N",
                     help="also time one full epoch over N synthetic samples at batch 64, as kdreg trains now")
+    ap.add_argument("--pipeline", action="store_true",
+                    help="also the pipeline's way: the teacher on teacher_threads, student_jobs students at once")
+    ap.add_argument("--child", nargs=4, metavar=("NETWORK", "BATCH", "THREADS", "STEPS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:  # one process of --pipeline: print its samples/s
+        name, batch, threads, steps = args.child
+        print(json.dumps(_one(name, int(batch), int(threads), int(steps), tuple(args.image_size), args.extra_dim)))
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -100,6 +142,12 @@ def main() -> None:
             rows.append((name, n_params, flops, 64, f"one epoch of {args.epoch:,}: "
                          f"{time.perf_counter() - start:.0f} s", None))
     cnn.IMAGE_MEMORY_FORMAT = torch.channels_last
+    flops_of = {r[0]: r[2] for r in rows}
+    params_of = {r[0]: r[1] for r in rows}
+    if args.pipeline:
+        for name, how, sps in pipeline_rows(size, extra, args.batches[0], 3 * args.steps):
+            rows.append((name, params_of[name], flops_of[name], args.batches[0], f"the pipeline's way: {how}", sps))
+            print(f"  {name}, the pipeline's way ({how}): {sps:,.0f} samples/s", flush=True)
     peak_after = matmul_gflops(device)
     peak = (peak_before + peak_after) / 2
     print(f"\ndevice {device}, {args.threads} threads, images {size[0]}×{size[1]}, extra inputs {extra}; float32 "

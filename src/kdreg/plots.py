@@ -327,5 +327,7 @@ def examples(data_npz: str, noisy_npz: str, out: str, title: str = "", n: int = 
             ax.set_title(f"{label}\n→ {', '.join(f'{v:.2g}' for v in noisy.y[i])}", fontsize=7, color="#c0392b")
         else:
             ax.set_title(label, fontsize=7)
-    fig.suptitle(f"{title}\nclean label (black); corrupted: clean → noisy (red)", fontsize=9)
+    # room between rows for the two-line labels, and above them for the title
+    fig.subplots_adjust(hspace=0.55, top=0.8)
+    fig.suptitle(f"{title}\nclean label (black); corrupted: clean → noisy (red)", fontsize=9, y=1.0)
     _save(fig, out)
