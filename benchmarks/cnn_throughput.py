@@ -3,7 +3,7 @@ kdreg used before (contiguous NCHW) and the one it trains in now (channels-last)
 
     python benchmarks/cnn_throughput.py [--threads 2] [--steps 20] [--batches 64] [--device cpu]
     python benchmarks/cnn_throughput.py --image-size 24 24 --extra-dim 0     # the digits experiment
-    python benchmarks/cnn_throughput.py --image-size 24 24 --extra-dim 0 --pipeline    # ... as the pipeline runs
+    python benchmarks/cnn_throughput.py --image-size 24 24 --extra-dim 0 --batches 64 128 --pipeline --dataset digits
 
 For the LeNet student and ResNet-preact-8 teacher (default: 36×60 grayscale eyes plus a 2-D head pose), each
 batch size and each layout, it prints training samples per second, the FLOPs per sample (forward convs and linear
@@ -81,19 +81,23 @@ def _one(name: str, batch: int, threads: int, steps: int, size, extra: int) -> f
     return samples_per_second(create_image_model(cfg), x, y, batch, torch.device("cpu"))
 
 
-def pipeline_rows(size, extra: int, batch: int, steps: int) -> list[tuple]:
-    """(network, processes × threads, samples/s summed over the processes) the way the pipeline runs them."""
+def pipeline_rows(size, extra: int, batch: int, steps: int, dataset: str | None = None) -> list[tuple]:
+    """(network, batch, processes × threads, samples/s summed over the processes) the way the pipeline runs them;
+    with ``dataset``, at the batch sizes its teacher and student train with in params.yaml."""
     from kdreg.config import load_params
-    pipe = load_params(Path(__file__).resolve().parents[1] / "params.yaml")["pipeline"]
-    plan = (("ResNet-preact-8 teacher", 1, int(pipe["teacher_threads"])),
-            ("LeNet student", max(1, int(pipe["student_jobs"])), int(pipe["student_threads"])))
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    pipe = params["pipeline"]
+    roles = params["datasets"][dataset] if dataset else {}
+    plan = (("ResNet-preact-8 teacher", "teacher", 1, int(pipe["teacher_threads"])),
+            ("LeNet student", "student", max(1, int(pipe["student_jobs"])), int(pipe["student_threads"])))
     rows = []
-    for name, procs, threads in plan:
-        cmd = [sys.executable, __file__, "--child", name, str(batch), str(threads), str(steps),
+    for name, role, procs, threads in plan:
+        b = int(roles[role]["train"]["batch_size"]) if dataset else batch
+        cmd = [sys.executable, __file__, "--child", name, str(b), str(threads), str(steps),
                "--image-size", *map(str, size), "--extra-dim", str(extra)]
         running = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(procs)]  # side by side
         rates = [json.loads(p.communicate()[0]) for p in running]
-        rows.append((name, f"{procs} × {threads} thread{'s' if threads > 1 else ''}", sum(rates)))
+        rows.append((name, b, f"{procs} × {threads} thread{'s' if threads > 1 else ''}", sum(rates)))
     return rows
 
 
@@ -109,6 +113,8 @@ def main() -> None:
                     help="also time one full epoch over N synthetic samples at batch 64, as kdreg trains now")
     ap.add_argument("--pipeline", action="store_true",
                     help="also the pipeline's way: the teacher on teacher_threads, student_jobs students at once")
+    ap.add_argument("--dataset", help="with --pipeline: the batch sizes of this params.yaml entry's teacher and "
+                    "student (e.g. digits)")
     ap.add_argument("--child", nargs=4, metavar=("NETWORK", "BATCH", "THREADS", "STEPS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:  # one process of --pipeline: print its samples/s
@@ -145,9 +151,9 @@ def main() -> None:
     flops_of = {r[0]: r[2] for r in rows}
     params_of = {r[0]: r[1] for r in rows}
     if args.pipeline:
-        for name, how, sps in pipeline_rows(size, extra, args.batches[0], 3 * args.steps):
-            rows.append((name, params_of[name], flops_of[name], args.batches[0], f"the pipeline's way: {how}", sps))
-            print(f"  {name}, the pipeline's way ({how}): {sps:,.0f} samples/s", flush=True)
+        for name, batch, how, sps in pipeline_rows(size, extra, args.batches[0], 3 * args.steps, args.dataset):
+            rows.append((name, params_of[name], flops_of[name], batch, f"the pipeline's way: {how}", sps))
+            print(f"  {name}, the pipeline's way ({how}, batch {batch}): {sps:,.0f} samples/s", flush=True)
     peak_after = matmul_gflops(device)
     peak = (peak_before + peak_after) / 2
     print(f"\ndevice {device}, {args.threads} threads, images {size[0]}×{size[1]}, extra inputs {extra}; float32 "

@@ -308,12 +308,13 @@ def examples(data_npz: str, noisy_npz: str, out: str, title: str = "", n: int = 
     as many clean ones of one noisy set (reads the dataset and noisy-label files; a few images, no training)."""
     import numpy as np
 
-    from kdreg.data import Dataset
-    from kdreg.noise import NoisyLabels
-    ds, noisy = Dataset.load(data_npz), NoisyLabels.load(noisy_npz)
-    if ds.x_dev.ndim != 3 or noisy.y.shape != ds.y_dev.shape:
+    from kdreg.io import load_npz
+    # the arrays themselves (the figure needs no model or dataset code: editing that redraws nothing)
+    ds, noisy = load_npz(data_npz, ("x_dev", "y_dev")), load_npz(noisy_npz, ("y", "mask"))
+    images, clean_y, noisy_y, mask = ds["x_dev"], ds["y_dev"], noisy["y"], noisy["mask"].astype(bool)
+    if images.ndim != 3 or noisy_y.shape != clean_y.shape or mask.shape != (len(clean_y),):
         raise ValueError(f"{data_npz} holds no images, or {noisy_npz} is not its noisy labels")
-    corrupted, clean = np.flatnonzero(noisy.mask), np.flatnonzero(~noisy.mask)
+    corrupted, clean = np.flatnonzero(mask), np.flatnonzero(~mask)
     rows = list(corrupted[: n // 2]) + list(clean[: n - min(len(corrupted), n // 2)])
     cols = min(8, len(rows))
     fig, axes = plt.subplots((len(rows) + cols - 1) // cols, cols, figsize=(1.5 * cols, 1.75 * ((len(rows) + cols - 1)
@@ -321,10 +322,10 @@ def examples(data_npz: str, noisy_npz: str, out: str, title: str = "", n: int = 
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, rows):
-        ax.imshow(ds.x_dev[i], cmap="gray", vmin=0, vmax=255)
-        label = ", ".join(f"{v:.2g}" for v in ds.y_dev[i])
-        if noisy.mask[i]:
-            ax.set_title(f"{label}\n→ {', '.join(f'{v:.2g}' for v in noisy.y[i])}", fontsize=7, color="#c0392b")
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        label = ", ".join(f"{v:.2g}" for v in clean_y[i])
+        if mask[i]:
+            ax.set_title(f"{label}\n→ {', '.join(f'{v:.2g}' for v in noisy_y[i])}", fontsize=7, color="#c0392b")
         else:
             ax.set_title(label, fontsize=7)
     # room between rows for the two-line labels, and above them for the title
