@@ -57,8 +57,11 @@ def test_default_params_dry_run(tmp_path):
     counts = job_counts(dry)
     # every job says what it does and for whom: kind.dataset[-variant][.detail].key, or a rule per results name
     # whose wildcards name it (aggregate, plot_fits, study, ...)
-    results_names = {f"sinusoid-{v}" for v in params["variants"]} | {"sinusoid"} | {
-        f"{d}-benchmark_{k}" for d in params["benchmark"]["datasets"] for k in params["benchmark"]["noise_kinds"]}
+    # the digits (an experiment with its own overrides) run under the default params and the variant naming them
+    digits = ["digits", "digits-digits_recommended"]
+    results_names = {f"sinusoid-{v}" for v in params["variants"] if not v.startswith("digits")} | {"sinusoid"} | {
+        f"{d}-benchmark_{k}" for d in params["benchmark"]["datasets"] for k in params["benchmark"]["noise_kinds"]} | {
+        *digits}
     for rule in set(re.findall(r"^rule (\S+):", dry, flags=re.M)):
         if "." in rule:
             kind, label, *_, key = rule.split(".")
@@ -71,18 +74,20 @@ def test_default_params_dry_run(tmp_path):
     # group per distinct teacher, and students only where their settings or their teacher differ; the benchmark
     # suite adds its tables: 5 levels x its seeds noise files, one teacher and one job per method each
     suite, kinds = params["benchmark"]["datasets"], len(params["benchmark"]["noise_kinds"])
-    assert counts["corrupt"] == 3 + kinds * len(suite)  # one job per group of noisy sets: all levels x seeds
-    assert counts["make_data"] == 2 + len(suite)       # a table's clean data serves both noise kinds
+    # the digits: one clean set and one group of noisy sets, two teacher groups (paper-style, recommended), two
+    # student jobs for the default methods and two for the three that read the recommended teacher
+    assert counts["corrupt"] == 3 + kinds * len(suite) + 1  # one job per group of noisy sets: all levels x seeds
+    assert counts["make_data"] == 2 + len(suite) + 1        # a table's clean data serves both noise kinds
     # the sinusoid's 11 distinct teachers: mse, huber, tukey, refined, cross-fitted, two under gaussian noise, one
     # at n_train 200, the mixture likelihood, and the Tukey teacher refitted after mad or after mixture rejection
     # (the rejection study's refit_mixture and refit_weight, and recommended, share one: mode is a student setting)
-    assert counts["train_teachers"] == 11 + kinds * len(suite)
+    assert counts["train_teachers"] == 11 + kinds * len(suite) + 2
     # students: a group's methods not trained by an earlier variant, in two jobs (pipeline.student_jobs): on the
     # sinusoid 12 groups of students with something left to train (sweep_w4_n1000 shares all its students with
     # the default and teacher_tukey), two jobs each; two per suite table
     # the rejection study adds 14 jobs (a job whose methods all train elsewhere already is not one)
-    assert counts["train_students"] == 2 * 12 + 14 + 2 * kinds * len(suite)
-    assert counts["aggregate"] == 1 + len(params["variants"]) + kinds * len(suite)
+    assert counts["train_students"] == 2 * 12 + 14 + 2 * kinds * len(suite) + 4
+    assert counts["aggregate"] == 1 + len(params["variants"]) + kinds * len(suite) + 1  # + digits' default run
     assert counts["study"] == len(params["studies"]) and counts["benchmark_summary"] == kinds
     # the frontier trains students only: one job per source (recommended's sinusoid, each suite table per kind),
     # at teachers counted above; one table, a figure per dataset and a summary
@@ -92,7 +97,8 @@ def test_default_params_dry_run(tmp_path):
     # the recommended configuration's 7: every method that reads its refitted teacher)
     per_method_jobs(tmp_path)
     counts = job_counts(snakemake(tmp_path, "-n", "all").stdout)
-    assert counts["train_students"] == 106 + kinds * len(suite) * len(params["methods"])
+    digit_methods = params["datasets"]["digits"]["overrides"]["methods"]
+    assert counts["train_students"] == 106 + kinds * len(suite) * len(params["methods"]) + len(digit_methods) + 3
 
 
 @pytest.mark.parametrize("edit, message", [
