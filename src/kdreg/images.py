@@ -15,6 +15,7 @@ arrays (plus the source digit of each image, so no rotated copy of a test digit 
 """
 from __future__ import annotations
 
+import functools
 import zipfile
 from pathlib import Path
 
@@ -163,11 +164,21 @@ def image_dataset(arrays: dict, cfg: dict, name: str, task: str = "regression",
 
 def images_file_problems(name: str, cfg: dict) -> list[str]:
     """The check before any job: the user's file exists and reads as image arrays."""
+    path = Path(cfg.get("path") or "")
+    stat = path.stat() if path.is_file() else None
+    problem = _file_problem(str(path), stat and (stat.st_size, stat.st_mtime_ns))
+    return [f"datasets.{name}.path: {problem}"] if problem else []
+
+
+@functools.lru_cache(maxsize=16)
+def _file_problem(path: str, version) -> str | None:
+    """Why ``path`` is no image file, or None; read once per file version (``version``: its size and mtime), not
+    once per variant the params check validates."""
     try:
-        read_image_npz(cfg.get("path") or "")
+        read_image_npz(path)
     except (FileNotFoundError, ValueError) as err:
-        return [f"datasets.{name}.path: {err}"]
-    return []
+        return str(err)
+    return None
 
 
 # --- the rotated-digits experiment -------------------------------------------------------------------------------
