@@ -9,12 +9,14 @@ For the LeNet student and ResNet-preact-8 teacher (default: 36×60 grayscale eye
 batch size and each layout, it prints training samples per second, the FLOPs per sample (forward convs and linear
 layers; a training step costs about 3× that), the achieved GFLOP/s, and its share of the float32
 matrix-multiply rate (2048², measured before and after the rows; their mean is the reference). A step is exactly
-the pipeline's: :func:`kdreg.trainer.fit` (fused Adam, mini-batches indexed from uint8 images, one model).
+the pipeline's: :func:`kdreg.trainer.fit` (fused Adam, mini-batches indexed from uint8 images, one model), in a
+process that keeps freed memory as every ``kdreg`` command does (:func:`kdreg.memory.keep_freed_memory`).
 
 ``--pipeline`` adds the pipeline's way, from ``params.yaml``'s ``pipeline:`` settings: a teacher job trains on
 ``teacher_threads`` threads, and ``student_jobs`` student jobs run side by side on ``student_threads`` each; the
 students' row sums the samples/s of those processes, run at once, against the same matmul rate (measured on
-``--threads`` threads, the cores the jobs share).
+``--threads`` threads, the cores the jobs share). Each is run twice: with glibc's default allocator, which hands
+freed blocks back to the kernel so every step page-faults its activations in again, and as kdreg runs them.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import torch
 from kdreg import cnn
 from kdreg.cnn import count_flops, create_image_model
 from kdreg.losses import MSELoss
+from kdreg.memory import keep_freed_memory
 from kdreg.trainer import Inputs, TrainSettings, fit
 
 LAYOUTS = (("before: eager, contiguous", torch.contiguous_format), ("kdreg now: channels-last", torch.channels_last))
@@ -72,8 +75,11 @@ def samples_per_second(model, x, y, batch: int, device) -> float:
     return len(y) / (time.perf_counter() - start)
 
 
-def _one(name: str, batch: int, threads: int, steps: int, size, extra: int) -> float:
-    """Samples/s of one network at ``batch`` on ``threads`` threads, channels-last, as kdreg trains now."""
+def _one(name: str, batch: int, threads: int, steps: int, size, extra: int, keep_memory: bool) -> float:
+    """Samples/s of one network at ``batch`` on ``threads`` threads, channels-last, as kdreg trains now; with
+    ``keep_memory``, freed memory stays in the process as every ``kdreg`` command keeps it."""
+    if keep_memory:
+        keep_freed_memory()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     cfg = {**dict(NETWORKS)[name], "image_size": list(size), "extra_dim": extra}
@@ -93,11 +99,13 @@ def pipeline_rows(size, extra: int, batch: int, steps: int, dataset: str | None 
     rows = []
     for name, role, procs, threads in plan:
         b = int(roles[role]["train"]["batch_size"]) if dataset else batch
-        cmd = [sys.executable, __file__, "--child", name, str(b), str(threads), str(steps),
-               "--image-size", *map(str, size), "--extra-dim", str(extra)]
-        running = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(procs)]  # side by side
-        rates = [json.loads(p.communicate()[0]) for p in running]
-        rows.append((name, b, f"{procs} × {threads} thread{'s' if threads > 1 else ''}", sum(rates)))
+        for keep, allocator in ((False, "glibc's default allocator"), (True, "freed memory kept, as kdreg runs")):
+            cmd = [sys.executable, __file__, "--child", name, str(b), str(threads), str(steps), str(int(keep)),
+                   "--image-size", *map(str, size), "--extra-dim", str(extra)]
+            running = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(procs)]  # at once
+            rates = [json.loads(p.communicate()[0]) for p in running]
+            rows.append((name, b, f"{procs} × {threads} thread{'s' if threads > 1 else ''}, {allocator}",
+                         sum(rates)))
     return rows
 
 
@@ -115,12 +123,15 @@ def main() -> None:
                     help="also the pipeline's way: the teacher on teacher_threads, student_jobs students at once")
     ap.add_argument("--dataset", help="with --pipeline: the batch sizes of this params.yaml entry's teacher and "
                     "student (e.g. digits)")
-    ap.add_argument("--child", nargs=4, metavar=("NETWORK", "BATCH", "THREADS", "STEPS"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=5, metavar=("NETWORK", "BATCH", "THREADS", "STEPS", "KEEP"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:  # one process of --pipeline: print its samples/s
-        name, batch, threads, steps = args.child
-        print(json.dumps(_one(name, int(batch), int(threads), int(steps), tuple(args.image_size), args.extra_dim)))
+        name, batch, threads, steps, keep = args.child
+        print(json.dumps(_one(name, int(batch), int(threads), int(steps), tuple(args.image_size), args.extra_dim,
+                              keep == "1")))
         return
+    keep_freed_memory()  # as every kdreg command does (kdreg.memory): the rows above the pipeline's train that way
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)

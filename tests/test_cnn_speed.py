@@ -113,3 +113,42 @@ def test_channels_last_parameters_are_saved_in_their_logical_order(tmp_path):
     fresh.load_state_dict(load_checkpoint(tmp_path / "cl.pt")["state"])
     for k, v in fresh.state_dict().items():
         assert torch.equal(v, state[k]), k
+
+
+_FAULTS_PER_STEP = """
+import resource, sys, torch
+from torch.nn import functional as F
+if sys.argv[1] == "keep":
+    from kdreg.memory import keep_freed_memory
+    keep_freed_memory()
+from kdreg.cnn import create_image_model
+torch.set_num_threads(1)
+torch.manual_seed(0)
+model = create_image_model({"kind": "lenet", "image_size": [24, 24], "extra_dim": 0})
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+x, y = torch.randint(0, 256, (64, 24, 24), dtype=torch.uint8), torch.randn(64, 2)
+def step():
+    opt.zero_grad(set_to_none=True)
+    F.mse_loss(model(x), y).backward()
+    opt.step()
+for _ in range(10):
+    step()
+start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(30):
+    step()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start) / 30)
+"""
+
+
+@pytest.mark.skipif(not __import__("platform").libc_ver()[0] == "glibc", reason="glibc's allocator only")
+def test_kept_freed_memory_stops_a_lenet_step_page_faulting():
+    """Every kdreg command keeps freed memory in the process (kdreg.memory): a LeNet step at batch 64 (2 MB
+    activations) then reuses its blocks instead of faulting fresh zeroed pages in, ~1,300 a step by default on
+    the machine the benchmarks ran on (benchmarks/README.md, CNN throughput)."""
+    import subprocess
+    import sys
+    faults = {how: float(subprocess.run([sys.executable, "-c", _FAULTS_PER_STEP, how], capture_output=True,
+                                        text=True, check=True).stdout) for how in ("default", "keep")}
+    pages_of_first_activation = 64 * 20 * 20 * 20 * 4 // 4096      # conv1's output: 2 MB, 500 pages
+    assert faults["keep"] < 0.05 * pages_of_first_activation, faults
+    assert faults["keep"] <= faults["default"], faults
