@@ -178,6 +178,14 @@ def _model_problem(name: str, role: str, cfg: dict, kind) -> str | None:
     return f"{key}.depth: {problem}; set one of those" if problem else None
 
 
+def _teacher_kind_problems(name: str, teacher: dict) -> list[str]:
+    """The teacher kind's own rule (kdreg.teacher.ensemble_size), said before any job runs."""
+    if teacher.get("kind", "network") == "network" and teacher.get("ensemble_size", 1) != 1:
+        return [f"datasets.{name}.teacher.ensemble_size: {teacher['ensemble_size']} needs teacher.kind: ensemble "
+                "(kind network trains one network); set kind: ensemble or remove ensemble_size"]
+    return []
+
+
 def check_params(params: dict, source: str = "params") -> dict:
     """Cross-key rules a JSON schema cannot state, and inputs that can be checked before any job runs."""
     problems = []
@@ -210,6 +218,7 @@ def check_params(params: dict, source: str = "params") -> dict:
         kind = kind_of(name, datasets[name])
         problems += kind.problems(name, datasets[name])
         problems += [p for role in ("teacher", "student") if (p := _model_problem(name, role, datasets[name], kind))]
+        problems += _teacher_kind_problems(name, datasets[name].get("teacher") or {})
     fig = params.get("figures", {})
     levels = [float(v) for v in params.get("noise", {}).get("levels", [])]
     if "fits_level" in fig and float(fig["fits_level"]) not in levels:

@@ -22,13 +22,15 @@ from kdreg.models import TwoHeadOutput
 from kdreg.noise import NoisyLabels
 
 
-def resolved(ds: Dataset, model_config: dict, states: list[dict]) -> dict:
+def resolved(ds: Dataset, model_config: dict, states: list[dict], networks: int = 1) -> dict:
     """What the params left to the data, as this run resolved it: the input columns, the split sizes and the
-    model's architecture and size (``config.yaml``'s ``resolved``; ``kdreg check`` prints the same)."""
+    model's architecture and size (``config.yaml``'s ``resolved``; ``kdreg check`` prints the same). An ensemble
+    teacher deploys its ``networks`` networks: its size counts them all."""
     n_inputs = int(np.prod(ds.x_dev.shape[1:]))
     return {"features": list(ds.feature_names) if ds.feature_names is not None else f"{n_inputs} inputs",
             "splits": {"train": int((~ds.val).sum()), "val": int(ds.val.sum()), "test": int(len(ds.y_test))},
-            "model": dict(model_config), "parameters": int(sum(v.numel() for v in states[0].values()))}
+            "model": dict(model_config),
+            "parameters": networks * int(sum(v.numel() for v in states[0].values()))}
 
 
 def save_run(out: Path, kind: str, run: dict, config: dict, result, metrics: dict, arrays: dict,
@@ -37,7 +39,10 @@ def save_run(out: Path, kind: str, run: dict, config: dict, result, metrics: dic
     out = Path(out)
     prov = provenance()
     states = result.states if hasattr(result, "states") else [result.state]
-    save_yaml(out / "config.yaml", {**run, "config": config, "resolved": resolved(ds, result.model_config, states),
+    from kdreg.teacher import ensemble_size
+    networks = ensemble_size(config) if kind == "teacher" else 1
+    save_yaml(out / "config.yaml", {**run, "config": config, "resolved": resolved(ds, result.model_config, states,
+                                                                                  networks),
                                     "provenance": prov})
     save_checkpoint(out / "model.pt", {
         "kind": kind, "run": run, "config": config, "provenance": prov, "model_config": result.model_config,

@@ -35,6 +35,34 @@ class TeacherResult:
     x_scaler: Standardizer | None
 
 
+# Teacher kinds (``teacher.kind``), each a number of networks per fit. ``network`` (the default): one network of
+# ``teacher.model``, the paper's teacher. ``ensemble``: the mean of ``teacher.ensemble_size`` such networks that
+# differ only in their initialization and mini-batch order; small tables' strongest teachers are ensembles, and the
+# members train side by side in one stack, so M of them cost about M× the arithmetic of one, not M× the time.
+TEACHER_KINDS = ("network", "ensemble")
+DEFAULT_ENSEMBLE_SIZE = 5
+
+
+def ensemble_size(config: dict) -> int:
+    """The networks one teacher fit averages: 1 for ``kind: network``, ``ensemble_size`` (default 5) for
+    ``kind: ensemble``."""
+    kind = config.get("kind", "network")
+    if kind not in TEACHER_KINDS:
+        raise ValueError(f"teacher.kind must be one of {list(TEACHER_KINDS)}, got {kind!r}")
+    size = config.get("ensemble_size", DEFAULT_ENSEMBLE_SIZE if kind == "ensemble" else 1)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"teacher.ensemble_size must be an integer >= 1, got {size!r}")
+    if kind == "network" and size != 1:
+        raise ValueError(f"teacher.ensemble_size {size} needs teacher.kind: ensemble (kind network is one network)")
+    return size
+
+
+def fit_seed(seed: int, fold: int, rnd: int, member: int) -> int:
+    """The seed of one network: ensemble member 0 has the single network's, so an ensemble of one is that teacher."""
+    return derive_seed(seed, "teacher", fold, rnd) if member == 0 else derive_seed(seed, "teacher", fold, rnd,
+                                                                                   "ensemble", member)
+
+
 def _teacher_options(config: dict) -> tuple[TrainSettings, str, int, int]:
     settings = TrainSettings.from_dict(config.get("train"))
     loss_name = config.get("loss", "mse")
@@ -75,6 +103,7 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
     dev = resolve_device(device)
     data = prepare(dataset, noisy, dev)
     settings, loss_name, k_folds, rounds = _teacher_options(config)
+    n_models = ensemble_size(config)
     n = len(data.x)
     if problem := folds_problem(n, k_folds):
         raise ValueError(problem)
@@ -94,14 +123,17 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
             if len(train_idx) == 0:
                 raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
             round_loss = config.get("refine_loss") or loss_name if rnd > 0 else loss_name
-            model, best_epoch, trained = _fit_teacher(mcfg, data, train_idx, round_loss, settings,
-                                                      derive_seed(seed, "teacher", k, rnd), dev,
-                                                      desc=f"teacher {k + 1}/{k_folds} round {rnd}")
             own = fold == k if k_folds > 1 else np.ones(n, dtype=bool)
-            t_train[own] = predict(model, data.x[torch.as_tensor(np.flatnonzero(own), device=dev)])
-            models.append(model)
-            best_epochs.append(best_epoch)
-            epochs_trained += trained
+            preds = []
+            for m in range(n_models):
+                model, best_epoch, trained = _fit_teacher(mcfg, data, train_idx, round_loss, settings,
+                                                          fit_seed(seed, k, rnd, m), dev,
+                                                          desc=f"teacher {k + 1}/{k_folds} round {rnd}")
+                preds.append(predict(model, data.x[torch.as_tensor(np.flatnonzero(own), device=dev)]))
+                models.append(model)
+                best_epochs.append(best_epoch)
+                epochs_trained += trained
+            t_train[own] = preds[0] if n_models == 1 else np.mean(preds, axis=0)
         if rnd < rounds:
             keep = _refine_keep(config, data, t_train)
             history.append({"round": rnd, "kept_fraction": float(keep.mean())})
@@ -163,7 +195,8 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
     mcfg = model_config(dataset, config.get("model", {}), role="teacher")
     if not stackable(mcfg, stacked) or int((~dataset.val).sum()) % k_folds:
         return [train_teacher(dataset, n, config, s, device) for n, s in zip(noisies, seeds)]
-    per_stack = max(1, (stack_size or len(seeds) * k_folds) // k_folds)   # members whose K fits share a stack
+    fits_each = k_folds * ensemble_size(config)
+    per_stack = max(1, (stack_size or len(seeds) * fits_each) // fits_each)  # members whose K×M fits share a stack
     if rounds == 0 or (config.get("refine_loss") or loss_name) == "mse":
         return [r for c in chunks(len(seeds), per_stack)
                 for r in _rounds_stacked(dataset, noisies[c], config, seeds[c], device, resume)]
@@ -201,7 +234,8 @@ def _rounds_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, 
 def _round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int], device: str,
                    resume: ResumeDir | None, rnd: int, keeps: list[np.ndarray] | None = None,
                    earlier: tuple[list, np.ndarray] | None = None) -> list:
-    """Round ``rnd`` of :func:`train_teacher` for B members, their B × K fits as one stack: fit (b, k) trains on
+    """Round ``rnd`` of :func:`train_teacher` for B members, their B × K × E fits as one stack (E: the ensemble's
+    networks, 1 for ``kind: network``): fit (b, k, e) trains on
     member b's rows outside its fold k (all rows without cross-fitting; equal folds, so every fit has as many rows,
     each its own), from the same initialization, seed and early stopping as alone; from round 1, on those of them
     member b kept (``keeps``), with MSE. With ``earlier`` (the members' refinement history and epochs of the rounds
@@ -215,20 +249,20 @@ def _round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
     n = len(x)
     folds = [rng(s, "folds").permutation(n) % k_folds if k_folds > 1 else np.zeros(n, dtype=int)
              for s in seeds]                                                # each member's own folds, as alone
-    fits = [(b, k) for b in range(len(seeds)) for k in range(k_folds)]
+    fits = [(b, k, e) for b in range(len(seeds)) for k in range(k_folds) for e in range(ensemble_size(config))]
     rows = torch.stack([torch.as_tensor(np.flatnonzero(folds[b] != k) if k_folds > 1 else np.arange(n), device=dev)
-                        for b, k in fits])                                  # (M, R)
+                        for b, k, _ in fits])                               # (M, R)
     x_fit = x[rows]                                                         # (M, R, in)
-    y_fit = torch.stack([preps[b].y[r] for (b, _), r in zip(fits, rows)])  # (M, R, D)
-    fit_seeds = [derive_seed(seeds[b], "teacher", k, rnd) for b, k in fits]
+    y_fit = torch.stack([preps[b].y[r] for (b, _, _), r in zip(fits, rows)])  # (M, R, D)
+    fit_seeds = [fit_seed(seeds[b], k, rnd, e) for b, k, e in fits]
     models = []
     for s in fit_seeds:  # the same initialization as the one-at-a-time path
         torch.manual_seed(s)
         models.append(create_model(mcfg))
     stack = StackedMLP(models).to(dev)
-    y_val = np.stack([preps[b].y_val for b, _ in fits])                    # (M, V, D) noisy, original units
-    center = np.stack([preps[b].y_scaler.center for b, _ in fits])[:, None, :]
-    scale = np.stack([preps[b].y_scaler.scale for b, _ in fits])[:, None, :]
+    y_val = np.stack([preps[b].y_val for b, _, _ in fits])                 # (M, V, D) noisy, original units
+    center = np.stack([preps[b].y_scaler.center for b, _, _ in fits])[:, None, :]
+    scale = np.stack([preps[b].y_scaler.scale for b, _, _ in fits])[:, None, :]
     tracker = BestEpochs(len(fits), settings.patience)
     best = [p.detach().clone() for p in stack.parameters()]
 
@@ -253,7 +287,7 @@ def _round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
         loss_fn = _teacher_loss(loss_name, y_fit)                           # fitted per fit: (M, R, D)
     else:
         loss_fn = _KeptMSE()
-        mask = torch.stack([torch.as_tensor(keeps[b], device=dev)[r] for (b, _), r in zip(fits, rows)])
+        mask = torch.stack([torch.as_tensor(keeps[b], device=dev)[r] for (b, _, _), r in zip(fits, rows)])
         mask = mask[..., None].expand_as(y_fit).to(y_fit.dtype)            # (M, R, D)
     last = fit(stack, loss_fn, x_fit, y_fit, mask, settings, fit_seeds, on_eval=on_eval,
                desc=f"{len(seeds)} teachers x {k_folds} fits, round {rnd}",
@@ -266,11 +300,13 @@ def _round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
     states, trained = stack.state_dicts(), tracker.epochs_trained(last)
     results = []
     for b, prep in enumerate(preps):
-        own = [m for m, (b_, _) in enumerate(fits) if b_ == b]              # member b's K fits, fold order
+        own = [m for m, (b_, _, _) in enumerate(fits) if b_ == b]           # member b's K×E fits, fold order
         t_train = np.zeros_like(prep.y.cpu().numpy())
-        for m in own:
-            held_out = folds[b] == fits[m][1]
-            t_train[held_out] = p_train[m][held_out]
+        for k in range(k_folds):
+            held_out = folds[b] == k
+            nets = [m for m in own if fits[m][1] == k]                      # fold k's ensemble (one network: 1)
+            t_train[held_out] = (p_train[nets[0]] if len(nets) == 1
+                                 else np.mean([p_train[m] for m in nets], axis=0))[held_out]
         epochs = int(sum(trained[m] for m in own))
         if earlier is None:
             results.append((t_train, epochs))
