@@ -77,7 +77,7 @@ def model_flop(run_dir: Path) -> dict:
         role = next((r for r in roles if r in parts), None)
         config = yaml.safe_load((metrics_path.parent / "config.yaml").read_text())
         model = config["resolved"]["model"]
-        if role is None:
+        if role is None or model.get("kind") == "gbdt":  # boosted trees: no matmul arithmetic to hold them to
             skipped += 1
             continue
         cnn = model.get("kind", "mlp") != "mlp"
@@ -95,7 +95,8 @@ def model_flop(run_dir: Path) -> dict:
         roles[role]["flop"] += flop
         roles[role]["cnn_flop"] += flop if cnn else 0.0
         roles[role]["models"] += 1
-        roles[role]["fits"] += k * len(kept)
+        networks = int(config["config"].get("ensemble_size", 5)) if config["config"].get("kind") == "ensemble" else 1
+        roles[role]["fits"] += k * len(kept) * (networks if role == "teachers" else 1)
     return {"roles": roles, "flop": sum(r["flop"] for r in roles.values()),
             "cnn_flop": sum(r["cnn_flop"] for r in roles.values()), "skipped": skipped}
 

@@ -9,7 +9,8 @@ import torch
 from kdreg.config import check_params
 from kdreg.data import make_sinusoid
 from kdreg.noise import NoisyLabels
-from kdreg.teacher import ensemble_size, fit_seed, train_teacher, train_teachers
+from kdreg.teacher import train_teacher, train_teachers
+from kdreg.teacher_kinds import ensemble_size, fit_seed
 
 MEMBERS = [(0.0, 0), (0.3, 1)]
 TEACHER = {"model": {"hidden": [16, 16]}, "train": {"epochs": 40, "lr": 0.01, "eval_every": 5}}
@@ -138,3 +139,153 @@ def test_the_schema_takes_the_teacher_kinds_and_refuses_others(tmp_path, committ
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.raises(ValueError, match="forest"):
         load_params(tmp_path / "params.yaml", schema=schema)
+
+
+# --- gbdt: boosted trees -----------------------------------------------------------------------------------
+
+def test_tree_ensemble_predicts_as_scikit_learn_does():
+    """The exported trees walk as scikit-learn's predictor walks them, NaN inputs included, for each label."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from kdreg.gbdt import fit_gbdt
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)).astype(np.float32)
+    y = np.stack([np.sin(x[:, 0]), x[:, 1] ** 2 + 0.1 * rng.normal(size=300)], 1).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan                 # missing values take each node's learned side
+    x_val = rng.normal(size=(60, 4)).astype(np.float32)
+    y_val = np.stack([np.sin(x_val[:, 0]), x_val[:, 1] ** 2], 1).astype(np.float32)
+    x_val[:5, 0] = np.nan
+    ensemble, kept = fit_gbdt(x, y, x_val, y_val, {"max_iter": 40, "learning_rate": 0.1}, seed=3)
+    with torch.no_grad():
+        mine = ensemble(torch.from_numpy(x_val)).numpy()
+    for d in range(2):
+        theirs = HistGradientBoostingRegressor(max_iter=kept[d], learning_rate=0.1, max_leaf_nodes=15,
+                                               min_samples_leaf=10, early_stopping=False, random_state=3)
+        theirs.fit(x.astype(np.float64), y[:, d].astype(np.float64))
+        np.testing.assert_array_equal(mine[:, d], theirs.predict(x_val.astype(np.float64)).astype(np.float32))
+        # the kept number of trees is the validation optimum of the staged predictions
+        errors = [np.median(np.abs(p - y_val[:, d])) for p in HistGradientBoostingRegressor(
+            max_iter=40, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=10, early_stopping=False,
+            random_state=3).fit(x.astype(np.float64), y[:, d]).staged_predict(x_val.astype(np.float64))]
+        assert kept[d] == int(np.argmin(errors)) + 1
+
+
+def test_a_tree_state_pointing_outside_itself_is_refused():
+    from kdreg.gbdt import TreeEnsemble, fit_gbdt
+    x = np.random.default_rng(1).normal(size=(100, 2)).astype(np.float32)
+    y = x[:, :1].copy()
+    ensemble, _ = fit_gbdt(x, y, x[:20], y[:20], {"max_iter": 5}, seed=0)
+    state = ensemble.state_dict()
+    for name, bad in (("left", lambda v: v + 10 ** 6), ("dim", lambda v: v + 1), ("depth", lambda v: v + 10 ** 6),
+                      ("value", lambda v: v[:-1]), ("feature", lambda v: v.to(torch.float64))):
+        broken = {**state, name: bad(state[name].clone())}
+        with pytest.raises(ValueError, match="tree ensemble state"):
+            TreeEnsemble(1).load_state_dict(broken)
+    with pytest.raises(ValueError, match="not a tree ensemble's state"):
+        TreeEnsemble(1).load_state_dict({k: v for k, v in state.items() if k != "root"})
+
+
+def test_gbdt_teacher_cross_fits_out_of_fold_and_refines(group):
+    """Cross-fitted trees: each fold's rows are predicted by the trees that never saw them; a refit round keeps
+    rows by TOR like the network teachers; stacked and one-at-a-time calls give the same teacher."""
+    from kdreg.inputs import prepare
+    from kdreg.models import create_model
+    from kdreg.seeding import rng
+    from kdreg.trainer import predict
+    ds, noisies, seeds = group
+    cfg = {**TEACHER, "kind": "gbdt", "cross_fit": 3, "gbdt": {"max_iter": 30, "loss": "absolute_error"}}
+    res = train_teachers(ds, noisies, cfg, seeds, "cpu")
+    for r, noisy, seed in zip(res, noisies, seeds):
+        alone = train_teacher(ds, noisy, cfg, seed, "cpu")
+        np.testing.assert_array_equal(r.t_dev, alone.t_dev)
+        assert len(r.states) == 3 and len(r.metrics["trees"]) == 3 and r.model_config["kind"] == "gbdt"
+        data = prepare(ds, noisy, torch.device("cpu"))
+        n = len(data.x)
+        fold = rng(seed, "folds").permutation(n) % 3
+        train_rows = np.flatnonzero(~ds.val)
+        for k, state in enumerate(r.states):
+            trees = create_model(r.model_config)
+            trees.load_state_dict(state)
+            own = np.flatnonzero(fold == k)
+            np.testing.assert_allclose(r.t_dev[train_rows[own]], data.y_scaler.inverse(predict(trees, data.x[own])),
+                                       rtol=1e-6)
+    refined = train_teachers(ds, noisies, {**cfg, "refine_rounds": 1, "tor": {"k": 2.0}}, seeds,
+                             "cpu")
+    assert all(0 < r.metrics["refine"][0]["kept_fraction"] < 1 for r in refined[1:])
+
+
+def test_auto_keeps_each_models_kind_with_the_lowest_validation_error(group):
+    from kdreg.teacher_kinds import validation_error
+    ds, noisies, seeds = group
+    cfg = {**TEACHER, "kind": "auto", "auto_kinds": ["network", "gbdt"], "gbdt": {"max_iter": 30}}
+    auto = train_teachers(ds, noisies, cfg, seeds, "cpu")
+    alone = {k: train_teachers(ds, noisies, {**TEACHER, "kind": k, **({"gbdt": {"max_iter": 30}} if k == "gbdt"
+                                                                       else {})}, seeds, "cpu")
+             for k in ("network", "gbdt")}
+    for i, (r, noisy) in enumerate(zip(auto, noisies)):
+        errors = {k: validation_error(alone[k][i], ds, noisy) for k in alone}
+        assert r.metrics["teacher_kind"] == min(errors, key=errors.get)
+        assert r.metrics["teacher_kind_val_errors"] == pytest.approx(errors, rel=1e-6)
+        np.testing.assert_array_equal(r.t_test, alone[r.metrics["teacher_kind"]][i].t_test)
+
+
+def test_a_gbdt_teacher_through_the_cli_saves_tensors_and_evaluates(tmp_path, capsys):
+    import json
+
+    from kdreg.cli import main as cli
+    data, noisy, out = tmp_path / "clean.npz", tmp_path / "noisy.npz", tmp_path / "teacher"
+    make_sinusoid(n_train=100, n_test=20, seed=0).save(data)
+    assert cli(["corrupt", "--data", str(data), "--level", "0.3", "--seed", "0", "--out", str(noisy)]) == 0
+    cfg = {**TEACHER, "kind": "gbdt", "gbdt": {"max_iter": 20}}
+    assert cli(["train-teacher", "--data", str(data), "--noisy", str(noisy), "--config", json.dumps(cfg),
+                "--seed", "0", "--device", "cpu", "--out-dir", str(out)]) == 0
+    assert (out / "model.pt").read_bytes()[8:9] == b"{"   # a safetensors header, no pickle
+    capsys.readouterr()
+    assert cli(["evaluate", "--checkpoint", str(out / "model.pt"), "--data", str(data)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["rmse"] == pytest.approx(json.loads((out / "metrics.json").read_text())["rmse"], rel=1e-5)
+
+
+@pytest.mark.parametrize("teacher, says", [
+    ({"kind": "gbdt", "loss": "tukey"}, "teacher.loss: tukey is a network's loss"),
+    ({"kind": "network", "gbdt": {"max_iter": 5}}, "teacher.gbdt: settings of boosted trees"),
+    ({"kind": "ensemble", "auto_kinds": ["gbdt"]}, "teacher.auto_kinds: the kinds kind auto chooses from"),
+])
+def test_params_check_refuses_teacher_settings_of_another_kind(committed_params, teacher, says):
+    params = copy.deepcopy(committed_params)
+    params["datasets"]["sinusoid"]["teacher"].update(teacher)
+    with pytest.raises(ValueError, match=says):
+        check_params(params)
+
+
+def test_params_check_refuses_trees_on_images(committed_params):
+    params = copy.deepcopy(committed_params)
+    params["datasets"]["digits"]["teacher"]["kind"] = "gbdt"
+    with pytest.raises(ValueError, match="datasets.digits.teacher.kind: gbdt reads tables"):
+        check_params(params)
+
+
+def test_a_tree_refit_without_folds_is_refused_before_and_during_training(group, committed_params):
+    ds, noisies, seeds = group
+    with pytest.raises(ValueError, match="set teacher.cross_fit: 5"):
+        train_teacher(ds, noisies[0], {**TEACHER, "kind": "gbdt", "refine_rounds": 1}, seeds[0], "cpu")
+    params = copy.deepcopy(committed_params)
+    params["datasets"]["sinusoid"]["teacher"].update(kind="auto", refine_rounds=1)
+    with pytest.raises(ValueError, match="teacher.cross_fit: a gbdt teacher's refinement needs out-of-fold"):
+        check_params(params)
+    params["datasets"]["sinusoid"]["teacher"]["cross_fit"] = 5
+    check_params(params)
+
+
+def test_auto_drops_a_candidate_that_fails_and_fails_only_when_all_do(group, monkeypatch):
+    import kdreg.teacher as teacher
+    ds, noisies, seeds = group
+
+    def refuses(*args, **kwargs):
+        raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
+    monkeypatch.setattr(teacher, "_train_gbdt_teacher", refuses)
+    cfg = {**TEACHER, "kind": "auto", "auto_kinds": ["gbdt", "network"]}
+    for r in train_teachers(ds, noisies, cfg, seeds, "cpu"):
+        assert r.metrics["teacher_kind"] == "network" and r.metrics["teacher_kind_val_errors"]["gbdt"] is None
+    with pytest.raises(ValueError, match="rejected every training sample"):
+        train_teachers(ds, noisies, {**cfg, "auto_kinds": ["gbdt"]}, seeds, "cpu")

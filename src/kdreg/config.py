@@ -178,12 +178,32 @@ def _model_problem(name: str, role: str, cfg: dict, kind) -> str | None:
     return f"{key}.depth: {problem}; set one of those" if problem else None
 
 
-def _teacher_kind_problems(name: str, teacher: dict) -> list[str]:
-    """The teacher kind's own rule (kdreg.teacher.ensemble_size), said before any job runs."""
-    if teacher.get("kind", "network") == "network" and teacher.get("ensemble_size", 1) != 1:
-        return [f"datasets.{name}.teacher.ensemble_size: {teacher['ensemble_size']} needs teacher.kind: ensemble "
-                "(kind network trains one network); set kind: ensemble or remove ensemble_size"]
-    return []
+def _teacher_kind_problems(name: str, teacher: dict, kind) -> list[str]:
+    """The teacher kind's own rules (kdreg.teacher, kdreg.gbdt), said before any job runs."""
+    key, teacher_kind, problems = f"datasets.{name}.teacher", teacher.get("kind", "network"), []
+    if teacher_kind not in ("ensemble", "auto") and teacher.get("ensemble_size", 1) != 1:
+        problems.append(f"{key}.ensemble_size: {teacher['ensemble_size']} needs teacher.kind: ensemble (kind "
+                        f"{teacher_kind} is one model); set kind: ensemble or remove ensemble_size")
+    if teacher_kind != "auto" and teacher.get("auto_kinds"):
+        problems.append(f"{key}.auto_kinds: the kinds kind auto chooses from, but teacher.kind is {teacher_kind}; "
+                        "set kind: auto or remove auto_kinds")
+    if teacher_kind not in ("gbdt", "auto") and teacher.get("gbdt"):
+        problems.append(f"{key}.gbdt: settings of boosted trees, but teacher.kind is {teacher_kind}; set kind: gbdt "
+                        "or remove them")
+    uses_trees = teacher_kind == "gbdt" or (teacher_kind == "auto" and "gbdt" in (teacher.get("auto_kinds") or
+                                                                              ["network", "gbdt"]) and not kind.images)
+    if uses_trees and teacher.get("refine_rounds") and teacher.get("cross_fit", 1) == 1:
+        problems.append(f"{key}.cross_fit: a gbdt teacher's refinement needs out-of-fold predictions (trees fit "
+                        "their own training rows); set cross_fit: 5")
+    if teacher_kind == "gbdt":
+        if kind.images:
+            problems.append(f"{key}.kind: gbdt reads tables, and {name}'s inputs are images; use kind network or "
+                            "ensemble")
+        for loss_key in ("loss", "refine_loss"):
+            if teacher.get(loss_key) not in (None, "mse"):
+                problems.append(f"{key}.{loss_key}: {teacher[loss_key]} is a network's loss; a gbdt teacher takes "
+                                f"teacher.gbdt.loss (squared_error | absolute_error | quantile): set {loss_key}: mse")
+    return problems
 
 
 def check_params(params: dict, source: str = "params") -> dict:
@@ -218,7 +238,7 @@ def check_params(params: dict, source: str = "params") -> dict:
         kind = kind_of(name, datasets[name])
         problems += kind.problems(name, datasets[name])
         problems += [p for role in ("teacher", "student") if (p := _model_problem(name, role, datasets[name], kind))]
-        problems += _teacher_kind_problems(name, datasets[name].get("teacher") or {})
+        problems += _teacher_kind_problems(name, datasets[name].get("teacher") or {}, kind)
     fig = params.get("figures", {})
     levels = [float(v) for v in params.get("noise", {}).get("levels", [])]
     if "fits_level" in fig and float(fig["fits_level"]) not in levels:

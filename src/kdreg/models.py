@@ -90,8 +90,11 @@ def create_model(config: dict) -> nn.Module:
     if kind in ("lenet", "resnet_preact"):
         from kdreg.cnn import create_image_model
         return create_image_model(config)
+    if kind == "gbdt":  # a tree teacher's trees, set by load_state_dict
+        from kdreg.gbdt import TreeEnsemble
+        return TreeEnsemble(int(config.get("out_dim", 1)))
     if kind != "mlp":
-        raise ValueError(f"unknown model kind {kind!r}; known: mlp, lenet, resnet_preact")
+        raise ValueError(f"unknown model kind {kind!r}; known: mlp, lenet, resnet_preact, gbdt")
     for key in ("in_dim", "out_dim", "hidden"):
         if key not in config:
             raise ValueError(f"model config lacks {key!r}")

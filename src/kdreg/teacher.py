@@ -19,7 +19,8 @@ from kdreg.metrics import task_metrics
 from kdreg.models import create_model, resolve_device
 from kdreg.noise import NoisyLabels
 from kdreg.rules import folds_problem
-from kdreg.seeding import derive_seed, rng
+from kdreg.seeding import rng
+from kdreg.teacher_kinds import GBDT_REFINE_NEEDS_FOLDS, ensemble_size, fit_seed, train_auto
 from kdreg.stacked import StackedMLP
 from kdreg.trainer import BestEpochs, ResumeDir, keep_selected, TrainSettings, chunks, fingerprint, fit, predict
 
@@ -33,34 +34,6 @@ class TeacherResult:
     metrics: dict
     y_scaler: Standardizer
     x_scaler: Standardizer | None
-
-
-# Teacher kinds (``teacher.kind``), each a number of networks per fit. ``network`` (the default): one network of
-# ``teacher.model``, the paper's teacher. ``ensemble``: the mean of ``teacher.ensemble_size`` such networks that
-# differ only in their initialization and mini-batch order; small tables' strongest teachers are ensembles, and the
-# members train side by side in one stack, so M of them cost about M× the arithmetic of one, not M× the time.
-TEACHER_KINDS = ("network", "ensemble")
-DEFAULT_ENSEMBLE_SIZE = 5
-
-
-def ensemble_size(config: dict) -> int:
-    """The networks one teacher fit averages: 1 for ``kind: network``, ``ensemble_size`` (default 5) for
-    ``kind: ensemble``."""
-    kind = config.get("kind", "network")
-    if kind not in TEACHER_KINDS:
-        raise ValueError(f"teacher.kind must be one of {list(TEACHER_KINDS)}, got {kind!r}")
-    size = config.get("ensemble_size", DEFAULT_ENSEMBLE_SIZE if kind == "ensemble" else 1)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"teacher.ensemble_size must be an integer >= 1, got {size!r}")
-    if kind == "network" and size != 1:
-        raise ValueError(f"teacher.ensemble_size {size} needs teacher.kind: ensemble (kind network is one network)")
-    return size
-
-
-def fit_seed(seed: int, fold: int, rnd: int, member: int) -> int:
-    """The seed of one network: ensemble member 0 has the single network's, so an ensemble of one is that teacher."""
-    return derive_seed(seed, "teacher", fold, rnd) if member == 0 else derive_seed(seed, "teacher", fold, rnd,
-                                                                                   "ensemble", member)
 
 
 def _teacher_options(config: dict) -> tuple[TrainSettings, str, int, int]:
@@ -100,6 +73,11 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
     rejection options used by refinement). ``first_round``: round 0's out-of-fold predictions (standardized) and
     epochs, when a stack trained it (:func:`train_teachers`); the later rounds are fitted here.
     """
+    if config.get("kind") == "gbdt":
+        return _train_gbdt_teacher(dataset, noisy, config, seed)
+    if config.get("kind") == "auto":
+        return train_auto(dataset, [noisy], config, [seed], train_teachers, train_teacher, device=device,
+                          stacked=False)[0]
     dev = resolve_device(device)
     data = prepare(dataset, noisy, dev)
     settings, loss_name, k_folds, rounds = _teacher_options(config)
@@ -142,6 +120,52 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
     t_test = np.mean([predict(m, data.x_test) for m in models], axis=0)
     return _teacher_result(dataset, data, t_train, t_val, t_test, [m.state_dict() for m in models], mcfg,
                            best_epochs, history, epochs_trained)
+
+
+def _train_gbdt_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int) -> TeacherResult:
+    """:func:`train_teacher` for ``kind: gbdt``: the same folds, out-of-fold predictions and refinement rounds, each
+    fit boosted trees (:func:`kdreg.gbdt.fit_gbdt`) instead of a network; on the CPU (scikit-learn)."""
+    from kdreg.gbdt import fit_gbdt, gbdt_options
+    if dataset.x_dev.ndim != 2 or dataset.e_dev is not None:
+        raise ValueError("teacher.kind gbdt reads tables (one row of inputs per sample), not images; "
+                         "use kind network or ensemble")
+    if config.get("loss", "mse") != "mse" or config.get("refine_loss") not in (None, "mse"):
+        raise ValueError("teacher.kind gbdt takes its loss from teacher.gbdt.loss (squared_error | absolute_error "
+                         "| quantile); leave teacher.loss and refine_loss at mse")
+    options = gbdt_options(config)
+    data = prepare(dataset, noisy, torch.device("cpu"))
+    _, _, k_folds, rounds = _teacher_options(config)
+    if rounds and k_folds == 1:
+        raise ValueError(GBDT_REFINE_NEEDS_FOLDS)
+    n = len(data.x)
+    if problem := folds_problem(n, k_folds):
+        raise ValueError(problem)
+    fold = rng(seed, "folds").permutation(n) % k_folds if k_folds > 1 else np.zeros(n, dtype=int)
+    x, y = data.x.numpy(), data.y.numpy()
+    y_val = data.y_scaler.transform(data.y_val)                             # noisy validation labels, standardized
+    keep, history = np.ones(n, dtype=bool), []
+    for rnd in range(rounds + 1):
+        t_train, models, trees = np.zeros_like(y), [], []
+        for k in range(k_folds):
+            train_idx = np.flatnonzero(((fold != k) if k_folds > 1 else True) & keep)
+            if len(train_idx) == 0:
+                raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
+            model, kept = fit_gbdt(x[train_idx], y[train_idx], data.x_val.numpy(), y_val, options,
+                                   fit_seed(seed, k, rnd, 0))
+            own = fold == k if k_folds > 1 else np.ones(n, dtype=bool)
+            t_train[own] = predict(model, data.x[torch.as_tensor(np.flatnonzero(own))])
+            models.append(model)
+            trees.append(kept)
+        if rnd < rounds:
+            keep = _refine_keep(config, data, t_train)
+            history.append({"round": rnd, "kept_fraction": float(keep.mean())})
+    t_val = np.mean([predict(m, data.x_val) for m in models], axis=0)
+    t_test = np.mean([predict(m, data.x_test) for m in models], axis=0)
+    mcfg = {"kind": "gbdt", "in_dim": int(x.shape[1]), "out_dim": int(y.shape[1])}
+    result = _teacher_result(dataset, data, t_train, t_val, t_test, [m.state_dict() for m in models], mcfg, [],
+                             history, 0)
+    result.metrics["trees"] = trees  # per fit, the trees kept per label dimension
+    return result
 
 
 def _fit_teacher(mcfg, data: Prepared, train_idx, loss_name: str, settings, seed, dev, desc):
@@ -191,9 +215,12 @@ def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
     K cross-fit fits share its stack, and so do a refined teacher's rounds when its refits use MSE (the rows a
     member rejected weigh zero); refits with another loss run one at a time; CNNs, and folds of unequal size, one
     after another. Results match :func:`train_teacher` per seed, to float rounding."""
+    if config.get("kind") == "auto":
+        return train_auto(dataset, noisies, config, seeds, train_teachers, train_teacher, device=device,
+                          stacked=stacked, stack_size=stack_size, resume=resume)
     _, loss_name, k_folds, rounds = _teacher_options(config)
     mcfg = model_config(dataset, config.get("model", {}), role="teacher")
-    if not stackable(mcfg, stacked) or int((~dataset.val).sum()) % k_folds:
+    if config.get("kind") == "gbdt" or not stackable(mcfg, stacked) or int((~dataset.val).sum()) % k_folds:
         return [train_teacher(dataset, n, config, s, device) for n, s in zip(noisies, seeds)]
     fits_each = k_folds * ensemble_size(config)
     per_stack = max(1, (stack_size or len(seeds) * fits_each) // fits_each)  # members whose K×M fits share a stack
