@@ -67,3 +67,15 @@ def rule_kind(name: str) -> str:
     """A rule's kind: every job that trains or makes data is a rule of its own, named kind.for-whom[.detail].key
     (``train_teachers.sinusoid-teacher_tukey.g0.1a2b3c4d``): ``train_teachers``."""
     return name.split(".", 1)[0]
+
+
+def sinusoid_group(members):
+    """A 150-sample sinusoid and its ``replace`` noisy labels for each (level, seed) member, on one thread: what
+    the stacked-training tests compare stacked and one-at-a-time training on."""
+    import torch
+
+    from kdreg.data import make_sinusoid
+    from kdreg.noise import NoisyLabels
+    torch.set_num_threads(1)
+    ds = make_sinusoid(n_train=150, n_test=50, seed=0)
+    return ds, [NoisyLabels.make(ds.y_dev, "replace", p, s) for p, s in members], [s for _, s in members]

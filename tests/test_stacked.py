@@ -2,11 +2,10 @@
 import numpy as np
 import pytest
 import torch
+from conftest import sinusoid_group
 
-from kdreg.data import make_sinusoid
 from kdreg.losses import METHODS, get_loss
 from kdreg.models import TwoHeadOutput, create_model
-from kdreg.noise import NoisyLabels
 from kdreg.stacked import StackedMLP
 from kdreg.train import train_method_students, train_student, train_students, train_teacher, train_teachers
 
@@ -18,10 +17,7 @@ STUDENT = {"model": {"hidden": [4]}, "train": {"epochs": 80, "lr": 0.02},
 
 @pytest.fixture(scope="module")
 def group():
-    torch.set_num_threads(1)
-    ds = make_sinusoid(n_train=150, n_test=50, seed=0)
-    noisies = [NoisyLabels.make(ds.y_dev, "replace", p, s) for p, s in MEMBERS]
-    return ds, noisies, [s for _, s in MEMBERS]
+    return sinusoid_group(MEMBERS)
 
 
 def test_stacked_forward_equals_each_model():

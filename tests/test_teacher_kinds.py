@@ -5,10 +5,10 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import sinusoid_group
 
 from kdreg.config import check_params
 from kdreg.data import make_sinusoid
-from kdreg.noise import NoisyLabels
 from kdreg.teacher import train_teacher, train_teachers
 from kdreg.teacher_kinds import ensemble_size, fit_seed
 
@@ -18,10 +18,7 @@ TEACHER = {"model": {"hidden": [16, 16]}, "train": {"epochs": 40, "lr": 0.01, "e
 
 @pytest.fixture(scope="module")
 def group():
-    torch.set_num_threads(1)
-    ds = make_sinusoid(n_train=150, n_test=50, seed=0)
-    noisies = [NoisyLabels.make(ds.y_dev, "replace", p, s) for p, s in MEMBERS]
-    return ds, noisies, [s for _, s in MEMBERS]
+    return sinusoid_group(MEMBERS)
 
 
 def test_ensemble_size_of_each_kind():
