@@ -260,6 +260,11 @@ def test_params_check_refuses_trees_on_images(committed_params):
     params["datasets"]["digits"]["teacher"]["kind"] = "gbdt"
     with pytest.raises(ValueError, match="datasets.digits.teacher.kind: gbdt reads tables"):
         check_params(params)
+    params["datasets"]["digits"]["teacher"].update(kind="auto", auto_kinds=["gbdt"])
+    with pytest.raises(ValueError, match="datasets.digits.teacher.auto_kinds: gbdt alone"):
+        check_params(params)
+    params["datasets"]["digits"]["teacher"]["auto_kinds"] = ["gbdt", "network"]
+    check_params(params)
 
 
 def test_a_tree_refit_without_folds_is_refused_before_and_during_training(group, committed_params):

@@ -195,6 +195,9 @@ def _teacher_kind_problems(name: str, teacher: dict, kind) -> list[str]:
     if uses_trees and teacher.get("refine_rounds") and teacher.get("cross_fit", 1) == 1:
         problems.append(f"{key}.cross_fit: a gbdt teacher's refinement needs out-of-fold predictions (trees fit "
                         "their own training rows); set cross_fit: 5")
+    if teacher_kind == "auto" and kind.images and teacher.get("auto_kinds") == ["gbdt"]:
+        problems.append(f"{key}.auto_kinds: gbdt alone, and {name}'s inputs are images (trees read tables); add "
+                        "network or ensemble")
     if teacher_kind == "gbdt":
         if kind.images:
             problems.append(f"{key}.kind: gbdt reads tables, and {name}'s inputs are images; use kind network or "

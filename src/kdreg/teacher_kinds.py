@@ -61,6 +61,9 @@ def train_auto(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds
     kinds = auto_kinds(config)
     if dataset.x_dev.ndim != 2 or dataset.e_dev is not None:
         kinds = [k for k in kinds if k != "gbdt"]                  # trees read tables only
+        if not kinds:
+            raise ValueError("teacher.auto_kinds: gbdt alone, and trees read tables, not images; add network or "
+                             "ensemble")
     base = {k: v for k, v in config.items() if k not in ("kind", "auto_kinds")}
     trained = {}
     for kind in kinds:
