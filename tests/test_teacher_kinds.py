@@ -10,7 +10,7 @@ from conftest import sinusoid_group
 from kdreg.config import check_params
 from kdreg.data import make_sinusoid
 from kdreg.teacher import train_teacher, train_teachers
-from kdreg.teacher_kinds import ensemble_size, fit_seed
+from kdreg.teacher_kinds import AllRowsRejected, ensemble_size, fit_seed
 
 MEMBERS = [(0.0, 0), (0.3, 1)]
 TEACHER = {"model": {"hidden": [16, 16]}, "train": {"epochs": 40, "lr": 0.01, "eval_every": 5}}
@@ -284,10 +284,16 @@ def test_auto_drops_a_candidate_that_fails_and_fails_only_when_all_do(group, mon
     ds, noisies, seeds = group
 
     def refuses(*args, **kwargs):
-        raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
+        raise AllRowsRejected()
     monkeypatch.setattr(teacher, "_train_gbdt_teacher", refuses)
     cfg = {**TEACHER, "kind": "auto", "auto_kinds": ["gbdt", "network"]}
     for r in train_teachers(ds, noisies, cfg, seeds, "cpu"):
         assert r.metrics["teacher_kind"] == "network" and r.metrics["teacher_kind_val_errors"]["gbdt"] is None
     with pytest.raises(ValueError, match="rejected every training sample"):
         train_teachers(ds, noisies, {**cfg, "auto_kinds": ["gbdt"]}, seeds, "cpu")
+
+    def misconfigured(*args, **kwargs):  # a settings error is no rejection: it stops auto, it drops no candidate
+        raise ValueError("teacher.gbdt.loss must be one of ...")
+    monkeypatch.setattr(teacher, "_train_gbdt_teacher", misconfigured)
+    with pytest.raises(ValueError, match="teacher.gbdt.loss"):
+        train_teachers(ds, noisies, cfg, seeds, "cpu")

@@ -20,7 +20,7 @@ from kdreg.models import create_model, resolve_device
 from kdreg.noise import NoisyLabels
 from kdreg.rules import folds_problem
 from kdreg.seeding import rng
-from kdreg.teacher_kinds import GBDT_REFINE_NEEDS_FOLDS, ensemble_size, fit_seed, train_auto
+from kdreg.teacher_kinds import GBDT_REFINE_NEEDS_FOLDS, AllRowsRejected, ensemble_size, fit_seed, train_auto
 from kdreg.stacked import StackedMLP
 from kdreg.trainer import BestEpochs, ResumeDir, keep_selected, TrainSettings, chunks, fingerprint, fit, predict
 
@@ -99,7 +99,7 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
         for k in range(k_folds if rnd > 0 or first_round is None else 0):
             train_idx = np.flatnonzero(((fold != k) if k_folds > 1 else True) & keep)
             if len(train_idx) == 0:
-                raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
+                raise AllRowsRejected()
             round_loss = config.get("refine_loss") or loss_name if rnd > 0 else loss_name
             own = fold == k if k_folds > 1 else np.ones(n, dtype=bool)
             preds = []
@@ -149,7 +149,7 @@ def _train_gbdt_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed
         for k in range(k_folds):
             train_idx = np.flatnonzero(((fold != k) if k_folds > 1 else True) & keep)
             if len(train_idx) == 0:
-                raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
+                raise AllRowsRejected()
             model, kept = fit_gbdt(x[train_idx], y[train_idx], data.x_val.numpy(), y_val, options,
                                    fit_seed(seed, k, rnd, 0))
             own = fold == k if k_folds > 1 else np.ones(n, dtype=bool)
@@ -200,7 +200,7 @@ def _refine_keep(config: dict, data: Prepared, t_train: np.ndarray) -> np.ndarra
     t = torch.as_tensor(t_train, device=data.y.device)
     keep = tor.fit(data.y, t).keep_mask(data.y, t).cpu().numpy()
     if not keep.any():
-        raise ValueError("teacher refinement rejected every training sample; loosen the tor threshold")
+        raise AllRowsRejected()
     return keep
 
 

@@ -40,6 +40,13 @@ GBDT_REFINE_NEEDS_FOLDS = ("teacher.kind gbdt with refine_rounds needs out-of-fo
                            "own training rows: set teacher.cross_fit: 5 (or more than 1)")
 
 
+class AllRowsRejected(ValueError):
+    """A refinement round's TOR kept no training row: the teacher it refits cannot be trained."""
+
+    def __init__(self):
+        super().__init__("teacher refinement rejected every training sample; loosen the tor threshold")
+
+
 def auto_kinds(config: dict) -> list[str]:
     """The kinds ``kind: auto`` chooses from."""
     kinds = list(config.get("auto_kinds") or AUTO_KINDS)
@@ -76,16 +83,16 @@ def train_auto(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds
             cfg.pop("gbdt", None)
         try:
             trained[kind] = train_many(dataset, noisies, cfg, seeds, **how)
-        except ValueError:  # a refit that rejected every row: that candidate drops out for that model only
+        except AllRowsRejected:  # a refit that kept no row: that candidate drops out for that model only
             trained[kind] = [_or_error(train_one, dataset, n, cfg, s, how.get("device", "auto"))
                              for n, s in zip(noisies, seeds)]
     chosen = []
     for i, noisy in enumerate(noisies):
-        errors = {k: (validation_error(trained[k][i], dataset, noisy) if not isinstance(trained[k][i], ValueError)
-                      else float("inf")) for k in kinds}
+        errors = {k: (float("inf") if isinstance(trained[k][i], AllRowsRejected)
+                      else validation_error(trained[k][i], dataset, noisy)) for k in kinds}
         best = min(kinds, key=lambda k: errors[k])                 # the first listed of equal errors
         result = trained[best][i]
-        if isinstance(result, ValueError):                         # every candidate failed: say the first reason
+        if isinstance(result, AllRowsRejected):                    # every candidate failed: say why
             raise result
         result.metrics.update(teacher_kind=best,
                               teacher_kind_val_errors={k: round(e, 9) if np.isfinite(e) else None  # None: failed
@@ -95,10 +102,10 @@ def train_auto(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds
 
 
 def _or_error(train_one, dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int, device: str):
-    """One model of an auto candidate alone: its TeacherResult, or the ValueError that stopped it."""
+    """One model of an auto candidate alone: its TeacherResult, or the rejection that stopped it."""
     try:
         return train_one(dataset, noisy, config, seed, device)
-    except ValueError as err:
+    except AllRowsRejected as err:
         return err
 
 
