@@ -285,7 +285,7 @@ def test_auto_drops_a_candidate_that_fails_and_fails_only_when_all_do(group, mon
 
     def refuses(*args, **kwargs):
         raise AllRowsRejected()
-    monkeypatch.setattr(teacher, "_train_gbdt_teacher", refuses)
+    monkeypatch.setattr(teacher, "_gbdt_problem", refuses)
     cfg = {**TEACHER, "kind": "auto", "auto_kinds": ["gbdt", "network"]}
     for r in train_teachers(ds, noisies, cfg, seeds, "cpu"):
         assert r.metrics["teacher_kind"] == "network" and r.metrics["teacher_kind_val_errors"]["gbdt"] is None
@@ -294,6 +294,6 @@ def test_auto_drops_a_candidate_that_fails_and_fails_only_when_all_do(group, mon
 
     def misconfigured(*args, **kwargs):  # a settings error is no rejection: it stops auto, it drops no candidate
         raise ValueError("teacher.gbdt.loss must be one of ...")
-    monkeypatch.setattr(teacher, "_train_gbdt_teacher", misconfigured)
+    monkeypatch.setattr(teacher, "_gbdt_problem", misconfigured)
     with pytest.raises(ValueError, match="teacher.gbdt.loss"):
         train_teachers(ds, noisies, cfg, seeds, "cpu")

@@ -190,8 +190,9 @@ def _teacher_kind_problems(name: str, teacher: dict, kind) -> list[str]:
     if teacher_kind not in ("gbdt", "auto") and teacher.get("gbdt"):
         problems.append(f"{key}.gbdt: settings of boosted trees, but teacher.kind is {teacher_kind}; set kind: gbdt "
                         "or remove them")
-    uses_trees = teacher_kind == "gbdt" or (teacher_kind == "auto" and "gbdt" in (teacher.get("auto_kinds") or
-                                                                              ["network", "gbdt"]) and not kind.images)
+    from kdreg.teacher_kinds import AUTO_KINDS
+    candidates = teacher.get("auto_kinds") or AUTO_KINDS
+    uses_trees = teacher_kind == "gbdt" or (teacher_kind == "auto" and "gbdt" in candidates and not kind.images)
     if uses_trees and teacher.get("refine_rounds") and teacher.get("cross_fit", 1) == 1:
         problems.append(f"{key}.cross_fit: a gbdt teacher's refinement needs out-of-fold predictions (trees fit "
                         "their own training rows); set cross_fit: 5")

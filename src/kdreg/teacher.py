@@ -73,12 +73,13 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
     rejection options used by refinement). ``first_round``: round 0's out-of-fold predictions (standardized) and
     epochs, when a stack trained it (:func:`train_teachers`); the later rounds are fitted here.
     """
-    if config.get("kind") == "gbdt":
-        return _train_gbdt_teacher(dataset, noisy, config, seed)
     if config.get("kind") == "auto":
         return train_auto(dataset, [noisy], config, [seed], train_teachers, train_teacher, device=device,
                           stacked=False)[0]
-    dev = resolve_device(device)
+    trees = config.get("kind") == "gbdt"  # boosted trees (kdreg.gbdt) in place of each network, on the CPU
+    if trees:
+        _gbdt_problem(dataset, config)
+    dev = resolve_device("cpu" if trees else device)
     data = prepare(dataset, noisy, dev)
     settings, loss_name, k_folds, rounds = _teacher_options(config)
     n_models = ensemble_size(config)
@@ -87,7 +88,12 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
         raise ValueError(problem)
     fold = (rng(seed, "folds").permutation(n) % k_folds if k_folds > 1
             else np.zeros(n, dtype=int))
-    mcfg = model_config(dataset, config.get("model", {}), role="teacher")
+    if trees:
+        from kdreg.gbdt import fit_gbdt
+        options, y_val = config.get("gbdt") or {}, data.y_scaler.transform(data.y_val)  # y_val standardized
+        mcfg = {"kind": "gbdt", "in_dim": int(data.x.shape[1]), "out_dim": int(data.y.shape[1])}
+    else:
+        mcfg = model_config(dataset, config.get("model", {}), role="teacher")
     keep = np.ones(n, dtype=bool)
     history, epochs_trained = [], 0
     for rnd in range(rounds + 1):
@@ -104,9 +110,14 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
             own = fold == k if k_folds > 1 else np.ones(n, dtype=bool)
             preds = []
             for m in range(n_models):
-                model, best_epoch, trained = _fit_teacher(mcfg, data, train_idx, round_loss, settings,
-                                                          fit_seed(seed, k, rnd, m), dev,
-                                                          desc=f"teacher {k + 1}/{k_folds} round {rnd}")
+                if trees:  # its kept trees per label dimension stand where a network's best epoch does
+                    model, best_epoch = fit_gbdt(data.x[train_idx].numpy(), data.y[train_idx].numpy(),
+                                                 data.x_val.numpy(), y_val, options, fit_seed(seed, k, rnd, m))
+                    trained = 0
+                else:
+                    model, best_epoch, trained = _fit_teacher(mcfg, data, train_idx, round_loss, settings,
+                                                              fit_seed(seed, k, rnd, m), dev,
+                                                              desc=f"teacher {k + 1}/{k_folds} round {rnd}")
                 preds.append(predict(model, data.x[torch.as_tensor(np.flatnonzero(own), device=dev)]))
                 models.append(model)
                 best_epochs.append(best_epoch)
@@ -118,54 +129,23 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
 
     t_val = np.mean([predict(m, data.x_val) for m in models], axis=0)
     t_test = np.mean([predict(m, data.x_test) for m in models], axis=0)
-    return _teacher_result(dataset, data, t_train, t_val, t_test, [m.state_dict() for m in models], mcfg,
-                           best_epochs, history, epochs_trained)
+    result = _teacher_result(dataset, data, t_train, t_val, t_test, [m.state_dict() for m in models], mcfg,
+                             [] if trees else best_epochs, history, epochs_trained)
+    if trees:
+        result.metrics["trees"] = best_epochs  # per fit, the trees kept per label dimension
+    return result
 
 
-def _train_gbdt_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int) -> TeacherResult:
-    """:func:`train_teacher` for ``kind: gbdt``: the same folds, out-of-fold predictions and refinement rounds, each
-    fit boosted trees (:func:`kdreg.gbdt.fit_gbdt`) instead of a network; on the CPU (scikit-learn)."""
-    from kdreg.gbdt import fit_gbdt, gbdt_options
+def _gbdt_problem(dataset: Dataset, config: dict) -> None:
+    """Refuse a tree teacher the data or settings do not allow (the params check says the same before any job)."""
     if dataset.x_dev.ndim != 2 or dataset.e_dev is not None:
         raise ValueError("teacher.kind gbdt reads tables (one row of inputs per sample), not images; "
                          "use kind network or ensemble")
     if config.get("loss", "mse") != "mse" or config.get("refine_loss") not in (None, "mse"):
         raise ValueError("teacher.kind gbdt takes its loss from teacher.gbdt.loss (squared_error | absolute_error "
                          "| quantile); leave teacher.loss and refine_loss at mse")
-    options = gbdt_options(config)
-    data = prepare(dataset, noisy, torch.device("cpu"))
-    _, _, k_folds, rounds = _teacher_options(config)
-    if rounds and k_folds == 1:
+    if int(config.get("refine_rounds", 0)) and int(config.get("cross_fit", 1)) == 1:
         raise ValueError(GBDT_REFINE_NEEDS_FOLDS)
-    n = len(data.x)
-    if problem := folds_problem(n, k_folds):
-        raise ValueError(problem)
-    fold = rng(seed, "folds").permutation(n) % k_folds if k_folds > 1 else np.zeros(n, dtype=int)
-    x, y = data.x.numpy(), data.y.numpy()
-    y_val = data.y_scaler.transform(data.y_val)                             # noisy validation labels, standardized
-    keep, history = np.ones(n, dtype=bool), []
-    for rnd in range(rounds + 1):
-        t_train, models, trees = np.zeros_like(y), [], []
-        for k in range(k_folds):
-            train_idx = np.flatnonzero(((fold != k) if k_folds > 1 else True) & keep)
-            if len(train_idx) == 0:
-                raise AllRowsRejected()
-            model, kept = fit_gbdt(x[train_idx], y[train_idx], data.x_val.numpy(), y_val, options,
-                                   fit_seed(seed, k, rnd, 0))
-            own = fold == k if k_folds > 1 else np.ones(n, dtype=bool)
-            t_train[own] = predict(model, data.x[torch.as_tensor(np.flatnonzero(own))])
-            models.append(model)
-            trees.append(kept)
-        if rnd < rounds:
-            keep = _refine_keep(config, data, t_train)
-            history.append({"round": rnd, "kept_fraction": float(keep.mean())})
-    t_val = np.mean([predict(m, data.x_val) for m in models], axis=0)
-    t_test = np.mean([predict(m, data.x_test) for m in models], axis=0)
-    mcfg = {"kind": "gbdt", "in_dim": int(x.shape[1]), "out_dim": int(y.shape[1])}
-    result = _teacher_result(dataset, data, t_train, t_val, t_test, [m.state_dict() for m in models], mcfg, [],
-                             history, 0)
-    result.metrics["trees"] = trees  # per fit, the trees kept per label dimension
-    return result
 
 
 def _fit_teacher(mcfg, data: Prepared, train_idx, loss_name: str, settings, seed, dev, desc):
