@@ -2,9 +2,11 @@
 (``results/evaluation/*_runs.csv``), derived again and compared with the committed file.
 
 The jobs and their command lines are Snakemake's own, from a dry run of the checkout (``-n -p --forceall``): the
-``aggregate`` of every results name (its metrics, tables and plot data), every ``study`` and each
-``benchmark_summary``. An aggregate reads the per-unit runs tables under ``models/`` (absent from a clone); it is
-given the committed copy of them instead, which is their concatenation. Commands run as argument lists, never
+``aggregate`` of every results name (its metrics, tables and plot data), every ``study``, each
+``benchmark_summary`` and the frontier's tables (``frontier_table``). An aggregate reads the per-unit runs tables
+under ``models/`` (absent from a clone); it is given the committed copy of them instead, which is their
+concatenation. ``frontier_table`` reads its groups under ``models/``; it is given the runs table it committed
+(``results/evaluation/frontier_runs.csv``), from which it derives its tables in the pipeline too. Commands run as argument lists, never
 through a shell. A file that comes out different is named with its first differing key (JSON), row and column
 (CSV) or line.
 
@@ -23,7 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-DERIVING = ("aggregate", "study", "benchmark_summary")  # in this order: studies read the aggregates' runs copies
+# in this order: studies read the aggregates' runs copies
+DERIVING = ("aggregate", "study", "benchmark_summary", "frontier_table")
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -56,6 +59,21 @@ def _from_committed_runs(argv: list[str], staged: Path, clone: Path) -> list[str
     start = argv.index("--runs") + 1
     end = next((i for i in range(start, len(argv)) if argv[i].startswith("--")), len(argv))
     return argv[:start] + [str(staged)] + argv[end:]
+
+
+def _frontier_from_committed_runs(argv: list[str], staged: Path, clone: Path) -> list[str]:
+    """frontier_table's command with its groups (under models/) replaced by a staged copy of the committed runs
+    table it wrote (``--runs-copy``): ``--runs`` derives the same tables from that file alone."""
+    runs_copy = argv[argv.index("--runs-copy") + 1]
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(clone / runs_copy, staged)
+    out, skip = [], False
+    for a in argv:
+        if a.startswith("--"):
+            skip = a in ("--students", "--teachers", "--models", "--runs-copy")
+        if not skip:
+            out.append(a)
+    return out + ["--runs", str(staged)]
 
 
 def first_difference(path: str, committed: str, derived: str) -> str:
@@ -116,8 +134,12 @@ def derived_differences(clone: Path, env: dict, planned: list[dict], bitwise: bo
         argv = job["argv"]
         if job["rule"] == "aggregate":
             argv = _from_committed_runs(argv, staged_dir / f"{n}.csv", clone)
+        elif job["rule"] == "frontier_table":
+            argv = _frontier_from_committed_runs(argv, staged_dir / f"{n}.csv", clone)
         commands.append(argv)
-    outputs = [o for job in jobs for o in job["outputs"]]
+    # a runs copy is the input here, not an output: it is compared by the rebuild from empty, not derived
+    outputs = [o for job in jobs for o in job["outputs"]
+               if not (job["rule"] == "frontier_table" and o.endswith("_runs.csv"))]
     for out in outputs:
         (clone / out).unlink(missing_ok=True)
     problems = []

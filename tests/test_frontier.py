@@ -121,7 +121,9 @@ def test_frontier_students_are_the_students_of_that_width_and_count_one_head(tmp
     assert (out / "SHA256SUMS").exists() and not (tmp_path / "frontier.resume").exists()
 
     paths = {k: str(tmp_path / f"{k}.out") for k in ("csv", "equal_csv", "equal_md", "metrics")}
-    frontier.write({"sinusoid-x": [str(out)]}, {"sinusoid-x": [str(tmp_path / "t")]}, members, "rmse", **paths)
+    made = frontier.runs_table({"sinusoid-x": [str(out)]}, {"sinusoid-x": [str(tmp_path / "t")]}, members, "rmse")
+    assert len(made) == len(members) * (1 + 2 * 2)  # the teacher, two methods at two widths
+    frontier.write(frontier.write_runs(made, str(tmp_path / "runs.csv")), "rmse", **paths)
     table = pd.read_csv(paths["csv"])
     assert set(table.model) == {"teacher", "scratch", "tor_multitask"} and set(table.noise_level) == {0.0, 0.3}
     assert table[table.model == "teacher"].parameters.iloc[0] == mlp_parameters(1, [16], 1)
@@ -131,3 +133,40 @@ def test_frontier_students_are_the_students_of_that_width_and_count_one_head(tmp
                       (lambda p: frontier_summary(paths["csv"], out=p), "summary.png")):
         draw(str(tmp_path / png))
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_tables_derive_again_from_the_runs_table_alone(tmp_path):
+    """What the results gate relies on: `frontier-table --runs` on the committed runs table writes the very bytes
+    the pipeline wrote from the groups; names that look like missing values stay names."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    rng = np.random.default_rng(0)
+    rows = []
+    for source in ("NA-benchmark_replace", "null-recommended"):
+        for level in (0.0, 0.2):
+            rows.append((source, level, "teacher", np.nan, 33153, rng.random(5) + 1))
+            for w in (2, 4, 8):
+                for model in ("scratch", "tor_multitask"):
+                    rows.append((source, level, model, w, P[w], rng.random(5) / 3 + 1 + 1 / w))
+    made = runs(rows)
+    made["dataset"] = made.source.str.split("-").str[0]
+    made = made[frontier.RUN_COLUMNS + ["rmse"]]
+    first = {k: str(tmp_path / f"a_{k}") for k in ("csv", "equal_csv", "equal_md", "metrics")}
+    back = frontier.write_runs(made, str(tmp_path / "runs.csv"))
+    # names that read as missing values stay names; only the teachers' widths (2 sources x 2 levels x 5 seeds) are
+    assert list(back.dataset.unique()) == ["NA", "null"] and back.width.isna().sum() == 2 * 2 * 5
+    frontier.write(back, "rmse", **first)
+    again = {k: str(tmp_path / f"b_{k}") for k in first}
+    argv = ["frontier-table", "--runs", str(tmp_path / "runs.csv"), "--csv", again["csv"], "--equal-csv",
+            again["equal_csv"], "--equal-md", again["equal_md"], "--metrics", again["metrics"]]
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    subprocess.run([sys.executable, "-m", "kdreg", *argv], check=True, env={**os.environ, "PYTHONPATH": src})
+    for k in first:
+        assert Path(again[k]).read_bytes() == Path(first[k]).read_bytes(), k
+    assert "NA-benchmark_replace.p0.2.best_scratch_rmse" in json.loads(Path(first["metrics"]).read_text())
+    edited = pd.read_csv(tmp_path / "runs.csv", keep_default_na=False)
+    edited.to_csv(tmp_path / "bad.csv", index=False, columns=[c for c in edited.columns if c != "parameters"])
+    with pytest.raises(ValueError, match="not a frontier runs table"):
+        frontier.read_runs(str(tmp_path / "bad.csv"))

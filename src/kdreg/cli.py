@@ -202,9 +202,19 @@ def cmd_train_frontier(a) -> None:
 
 
 def cmd_frontier_table(a) -> None:
-    from kdreg.frontier import write
-    students, teachers = _labelled_dirs(a.students, "SOURCE"), _labelled_dirs(a.teachers, "SOURCE")
-    write(students, teachers, _members(a.models), a.metric, a.csv, a.equal_csv, a.equal_md, a.metrics)
+    from kdreg import frontier
+    if a.runs:  # derived again from a committed runs table (the results gate)
+        if a.students or a.teachers or a.runs_copy:
+            raise ValueError("--runs derives the tables from a runs table alone: leave out --students, --teachers "
+                             "and --runs-copy")
+        runs = frontier.read_runs(a.runs)
+    else:
+        if not (a.students and a.teachers and a.models and a.runs_copy):
+            raise ValueError("frontier-table needs --students, --teachers, --models and --runs-copy (or --runs "
+                             "FILE alone, to derive the tables from a runs table)")
+        students, teachers = _labelled_dirs(a.students, "SOURCE"), _labelled_dirs(a.teachers, "SOURCE")
+        runs = frontier.write_runs(frontier.runs_table(students, teachers, _members(a.models), a.metric), a.runs_copy)
+    frontier.write(runs, a.metric, a.csv, a.equal_csv, a.equal_md, a.metrics)
 
 
 def _labelled_dirs(specs: list[str], label: str) -> dict[str, list[str]]:

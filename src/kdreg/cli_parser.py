@@ -100,9 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     group_train(s, many=True, one_out=True)
 
     s = sub.add_parser("frontier-table", help="the frontier table, the equal-accuracy table and their summary")
-    s.add_argument("--students", nargs="+", required=True, metavar="SOURCE=DIR", help="frontier group directories")
-    s.add_argument("--teachers", nargs="+", required=True, metavar="SOURCE=DIR", help="teacher group directories")
-    s.add_argument("--models", nargs="+", required=True, metavar="LEVEL:SEED", help="the frontier's members")
+    s.add_argument("--students", nargs="+", metavar="SOURCE=DIR", help="frontier group directories")
+    s.add_argument("--teachers", nargs="+", metavar="SOURCE=DIR", help="teacher group directories")
+    s.add_argument("--models", nargs="+", metavar="LEVEL:SEED", help="the frontier's members")
+    s.add_argument("--runs-copy", help="write the runs the tables are made of here (the git-tracked copy)")
+    s.add_argument("--runs", help="instead of the groups: derive the tables from this runs table (a --runs-copy)")
     s.add_argument("--metric", default="rmse")
     for name in ("csv", "equal-csv", "equal-md", "metrics"):
         s.add_argument(f"--{name}", required=True)

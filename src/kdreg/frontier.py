@@ -151,11 +151,48 @@ def summary(frontier: pd.DataFrame, eq: pd.DataFrame, metric: str = "rmse", dist
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in out.items()}
 
 
-def write(student_dirs: dict[str, list[str]], teacher_dirs: dict[str, list[str]], wanted: list[tuple[float, int]],
-          metric: str, csv: str, equal_csv: str, equal_md: str, metrics: str) -> None:
-    """Read every source's frontier and teacher runs; write the frontier table, the equal-accuracy table (CSV and
-    Markdown) and the summary JSON."""
+RUN_COLUMNS = ["source", "dataset", "noise_kind", "noise_level", "seed", "model", "width", "parameters"]
+_TEXT = ("source", "dataset", "noise_kind", "model")
+
+
+def runs_table(student_dirs: dict[str, list[str]], teacher_dirs: dict[str, list[str]],
+               wanted: list[tuple[float, int]], metric: str) -> pd.DataFrame:
+    """One row per frontier run (each source's teachers of the members and every frontier student): the columns the
+    tables are made of (:data:`RUN_COLUMNS` and ``metric``)."""
     runs = pd.concat([teacher_runs(teacher_dirs, wanted), student_runs(student_dirs)], ignore_index=True)
+    if metric not in runs.columns:
+        raise ValueError(f"--metric {metric!r}: the frontier's runs have no such metric "
+                         f"(they have {sorted(c for c in runs.columns if c not in RUN_COLUMNS)})")
+    return runs[RUN_COLUMNS + [metric]]
+
+
+def write_runs(runs: pd.DataFrame, path: str) -> pd.DataFrame:
+    """Write the runs table (6 significant digits, like every runs table) and return it as read back: the tables
+    are derived from exactly what the file holds, so they can be derived again from it alone (the results gate)."""
+    with atomic_path(path) as tmp:
+        runs.to_csv(tmp, index=False, float_format="%.6g")
+    return read_runs(path)
+
+
+def read_runs(path: str) -> pd.DataFrame:
+    """A runs table written by :func:`write_runs`; names stay text (a dataset called ``NA`` is not a missing
+    value), only an empty width (a teacher's) is missing."""
+    try:
+        runs = pd.read_csv(path, dtype={c: str for c in _TEXT}, keep_default_na=False, na_values={"width": [""]})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a frontier runs table ({e}); make it with `kdreg frontier-table --runs-copy`")
+    missing = [c for c in RUN_COLUMNS if c not in runs.columns]
+    if missing or len(runs.columns) != len(RUN_COLUMNS) + 1:
+        raise ValueError(f"{path}: not a frontier runs table: expected the columns {RUN_COLUMNS} and one metric, "
+                         f"found {list(runs.columns)}; make it with `kdreg frontier-table --runs-copy`")
+    return runs
+
+
+def write(runs: pd.DataFrame, metric: str, csv: str, equal_csv: str, equal_md: str, metrics: str) -> None:
+    """From the frontier's runs (:func:`runs_table`): write the frontier table, the equal-accuracy table (CSV and
+    Markdown) and the summary JSON."""
+    if metric not in runs.columns:
+        raise ValueError(f"--metric {metric!r}: the runs table has no such column (it has {list(runs.columns)})")
     front = table(runs, metric)
     eq = equal_accuracy(front, metric)
     for df, path in ((front, csv), (eq, equal_csv)):

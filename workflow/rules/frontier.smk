@@ -63,8 +63,10 @@ for dir_, (paths_, group_, sel_, configs_, label_, key_) in FRONTIER_JOBS.items(
             " --config {params.configs:q} --device {params.device:q} --threads {threads} --out-dir {output:q}"
 
 
+# runs: every run the tables are made of, git-tracked, so the results gate derives the tables again without models/
 FRONTIER_OUTPUTS = {"csv": "results/tables/frontier.csv", "equal_csv": "results/tables/frontier_equal_accuracy.csv",
-                    "equal_md": "results/tables/frontier_equal_accuracy.md", "metrics": "results/metrics/frontier.json"}
+                    "equal_md": "results/tables/frontier_equal_accuracy.md", "metrics": "results/metrics/frontier.json",
+                    "runs": "results/evaluation/frontier_runs.csv"}
 
 
 rule frontier_table:
@@ -86,7 +88,8 @@ rule frontier_table:
         "results/logs/frontier/table.log",
     shell:
         "python -m kdreg --log {log:q} frontier-table --students {params.students:q} --teachers {params.teachers:q}"
-        " --models {params.models:q} --metric {params.metric:q} --csv {output.csv:q} --equal-csv {output.equal_csv:q}"
+        " --models {params.models:q} --runs-copy {output.runs:q} --metric {params.metric:q} --csv {output.csv:q}"
+        " --equal-csv {output.equal_csv:q}"
         " --equal-md {output.equal_md:q} --metrics {output.metrics:q}"
 
 
