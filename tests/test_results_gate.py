@@ -90,13 +90,22 @@ def _derive_in_clone(checkout, tmp_path):
 def test_every_derived_file_is_derived_again_and_an_edited_number_is_named(committed_run, tmp_path):
     import subprocess
     differ, checked = _derive_in_clone(committed_run, tmp_path / "a")
-    assert differ == [] and checked == 7  # the sinusoid's metrics, 2 tables, runs copy, 3 plot-data CSVs
+    # the sinusoid's metrics, 2 tables, runs copy and 3 plot-data CSVs; the frontier's table, equal-accuracy CSV and
+    # Markdown and summary (from its committed runs table)
+    assert differ == [] and checked == 7 + 4
     metrics = committed_run / "results/metrics/sinusoid.json"
     text = metrics.read_text()
     edited = text.replace('rmse_mean": 0.', 'rmse_mean": 9.', 1)  # keys are flat: "p0.3.scratch.rmse_mean"
     assert edited != text
     metrics.write_text(edited)
-    subprocess.run(["git", "commit", "-qam", "an edited number"], cwd=committed_run, check=True)
+    frontier = committed_run / "results/metrics/frontier.json"
+    text = frontier.read_text()
+    edited = text.replace('best_scratch_rmse": 0.', 'best_scratch_rmse": 7.', 1)
+    assert edited != text
+    frontier.write_text(edited)
+    subprocess.run(["git", "commit", "-qam", "edited numbers"], cwd=committed_run, check=True)
     differ, _ = _derive_in_clone(committed_run, tmp_path / "b")
-    assert len(differ) == 1 and differ[0].startswith("results/metrics/sinusoid.json: key '")
-    assert "rmse_mean" in differ[0] and "committed" in differ[0]
+    assert len(differ) == 2, differ
+    assert differ[0].startswith("results/metrics/sinusoid.json: key '") and "rmse_mean" in differ[0]
+    assert differ[1].startswith("results/metrics/frontier.json: key '") and "best_scratch_rmse" in differ[1]
+    assert all("committed" in d for d in differ)
