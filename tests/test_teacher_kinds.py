@@ -138,6 +138,30 @@ def test_the_schema_takes_the_teacher_kinds_and_refuses_others(tmp_path, committ
         load_params(tmp_path / "params.yaml", schema=schema)
 
 
+def test_a_table_dataset_and_a_variant_take_the_teacher_kinds(tmp_path, committed_params):
+    """A user's own table takes the optional teacher keys as the built-in datasets do, and a variant can set them
+    (they are absent from params.yaml, as every optional teacher key is); a misspelt one is still refused."""
+    import yaml
+    from pathlib import Path
+
+    from kdreg.config import load_params
+    from kdreg.variants import apply_overrides
+    schema = Path(__file__).resolve().parents[1] / "workflow/schemas/params.schema.yaml"
+    params = copy.deepcopy(committed_params)
+    params["datasets"]["mytab"] = {"enabled": True, "kind": "table", "rdataset": "MASS/Boston", "target": "medv",
+                                   "teacher": {"kind": "auto", "auto_kinds": ["network", "gbdt"], "cross_fit": 5,
+                                               "refine_rounds": 1, "gbdt": {"loss": "absolute_error"},
+                                               "refine_readmit": {"neighbours": 20, "share": 0.9}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    loaded = load_params(tmp_path / "params.yaml", schema=schema)
+    assert loaded["datasets"]["mytab"]["teacher"]["gbdt"] == {"loss": "absolute_error"}
+    varied = apply_overrides(committed_params, {"datasets.sinusoid.teacher.kind": "ensemble",
+                                                "datasets.sinusoid.teacher.ensemble_size": 3}, "v")
+    assert ensemble_size(varied["datasets"]["sinusoid"]["teacher"]) == 3
+    with pytest.raises(ValueError, match="has no key 'knid'"):
+        apply_overrides(committed_params, {"datasets.sinusoid.teacher.knid": "ensemble"}, "v")
+
+
 # --- gbdt: boosted trees -----------------------------------------------------------------------------------
 
 def test_tree_ensemble_predicts_as_scikit_learn_does():

@@ -199,6 +199,12 @@ def _teacher_kind_problems(name: str, teacher: dict, kind) -> list[str]:
     if teacher_kind == "auto" and kind.images and teacher.get("auto_kinds") == ["gbdt"]:
         problems.append(f"{key}.auto_kinds: gbdt alone, and {name}'s inputs are images (trees read tables); add "
                         "network or ensemble")
+    if teacher.get("refine_readmit") and not teacher.get("refine_rounds"):
+        problems.append(f"{key}.refine_readmit: it acts on refinement rounds, and refine_rounds is 0; set "
+                        "refine_rounds: 1 or remove refine_readmit")
+    if teacher.get("refine_readmit") and kind.images:
+        problems.append(f"{key}.refine_readmit: it finds rejected regions among a table's rows, and {name}'s "
+                        "inputs are images; remove refine_readmit")
     if teacher_kind == "gbdt":
         if kind.images:
             problems.append(f"{key}.kind: gbdt reads tables, and {name}'s inputs are images; use kind network or "

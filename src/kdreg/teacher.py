@@ -124,8 +124,8 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
                 epochs_trained += trained
             t_train[own] = preds[0] if n_models == 1 else np.mean(preds, axis=0)
         if rnd < rounds:
-            keep = _refine_keep(config, data, t_train)
-            history.append({"round": rnd, "kept_fraction": float(keep.mean())})
+            keep, readmitted = _refine_keep(config, data, t_train)
+            history.append(_round_record(rnd, keep, readmitted, config))
 
     t_val = np.mean([predict(m, data.x_val) for m in models], axis=0)
     t_test = np.mean([predict(m, data.x_test) for m in models], axis=0)
@@ -173,15 +173,51 @@ def _teacher_loss(loss_name: str, y: torch.Tensor) -> torch.nn.Module:
     return loss_fn.fit(y) if hasattr(loss_fn, "fit") else loss_fn
 
 
-def _refine_keep(config: dict, data: Prepared, t_train: np.ndarray) -> np.ndarray:
+def _refine_keep(config: dict, data: Prepared, t_train: np.ndarray) -> tuple[np.ndarray, int]:
     """The samples a refinement round keeps: TOR (``config["tor"]``) of the labels against the previous round's
-    out-of-fold predictions ``t_train`` (standardized), ``(N,)`` bool."""
+    out-of-fold predictions ``t_train`` (standardized), ``(N,)`` bool; then, with ``refine_readmit``, the rejected
+    rows of rejected regions back in (:func:`readmit_rejected_regions`). Also how many rows that re-admitted."""
     tor = TORLoss(**_tor_options(config.get("tor")), label_scale=data.y_scaler.scale)
     t = torch.as_tensor(t_train, device=data.y.device)
     keep = tor.fit(data.y, t).keep_mask(data.y, t).cpu().numpy()
+    readmitted = 0
+    if config.get("refine_readmit"):
+        guard = config["refine_readmit"]
+        guarded = readmit_rejected_regions(data.x.cpu().numpy(), keep, guard["neighbours"], guard["share"])
+        readmitted, keep = int(guarded.sum() - keep.sum()), guarded
     if not keep.any():
         raise AllRowsRejected()
-    return keep
+    return keep, readmitted
+
+
+def readmit_rejected_regions(x: np.ndarray, keep: np.ndarray, neighbours: int, share: float) -> np.ndarray:
+    """``keep`` with every rejected row whose neighbourhood (itself and its ``neighbours`` nearest rows in the
+    standardized inputs ``x`` (N, F)) is rejected in a share above ``share`` kept again.
+
+    Why: label noise falls on rows at random, so rejected rows are scattered among kept ones (at a corrupted share
+    p, a neighbourhood of 21 is 90% rejected with probability below 1e-5 for p <= 0.4). A region rejected whole is
+    one the teacher did not fit (a redescending loss stops learning where it starts far off); a refit that never
+    sees it extrapolates there, and every student reading that teacher fails with it.
+    """
+    from sklearn.neighbors import NearestNeighbors
+    if x.ndim != 2:
+        raise ValueError(f"teacher.refine_readmit finds rejected regions among a table's rows; these inputs are "
+                         f"{x.ndim}-D (images): remove refine_readmit")
+    n = len(keep)
+    k = min(neighbours, n - 1)
+    if k < 1 or keep.all():
+        return keep
+    nearest = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)  # (N, k+1), self incl.
+    rejected_share = (~keep)[nearest].mean(axis=1)
+    return keep | (rejected_share > share)
+
+
+def _round_record(rnd: int, keep: np.ndarray, readmitted: int, config: dict) -> dict:
+    """A refinement round in the teacher's metrics: the share of rows it kept (and re-admitted, with the guard)."""
+    record = {"round": rnd, "kept_fraction": float(keep.mean())}
+    if config.get("refine_readmit"):
+        record["readmitted_fraction"] = readmitted / len(keep)
+    return record
 
 
 def _tor_options(cfg: dict | None) -> dict:
@@ -230,10 +266,10 @@ def _rounds_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, 
     keeps, history, spent = None, [[] for _ in seeds], np.zeros(len(seeds), dtype=int)
     for rnd in range(rounds):
         out = _round_stacked(dataset, noisies, config, seeds, device, resume, rnd, keeps)
-        keeps = [_refine_keep(config, prepare(dataset, noisy, dev), t_train)
-                 for noisy, (t_train, _) in zip(noisies, out)]
-        for b, (keep, (_, trained)) in enumerate(zip(keeps, out)):
-            history[b].append({"round": rnd, "kept_fraction": float(keep.mean())})
+        kept = [_refine_keep(config, prepare(dataset, noisy, dev), t_train) for noisy, (t_train, _) in zip(noisies, out)]
+        keeps = [keep for keep, _ in kept]
+        for b, ((keep, readmitted), (_, trained)) in enumerate(zip(kept, out)):
+            history[b].append(_round_record(rnd, keep, readmitted, config))
             spent[b] += trained
     return _round_stacked(dataset, noisies, config, seeds, device, resume, rounds, keeps, (history, spent))
 

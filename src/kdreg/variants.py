@@ -111,16 +111,22 @@ def apply_overrides(params: dict, overrides: dict, variant: str, section: str = 
                 raise ValueError(f"{where}: {'.'.join(walked)} is not a section of the params (it has: "
                                  f"{', '.join(map(str, have)) or 'nothing'}); spell the key as in params.yaml")
             node = child
-        if last not in node and not _open_section(parents):
+        if last not in node and not _open_key(parents, last):
             raise ValueError(f"{where}: {'.'.join(parents) or 'the params'} has no key {last!r} (it has: "
                              f"{', '.join(map(str, sorted(node)))}); spell the key as in params.yaml")
         node[last] = copy.deepcopy(value)
     return out
 
 
-def _open_section(parents: list[str]) -> bool:
-    """Sections whose keys are optional and absent by default (a table's ``model: {}``, a loss's options)."""
-    return bool(parents) and parents[-1] in ("model", "train") or parents[:1] == ["loss_options"]
+# a teacher's keys that are absent unless set (the schema gives them no default, so a default run's keys stay)
+OPTIONAL_TEACHER_KEYS = ("kind", "auto_kinds", "ensemble_size", "gbdt", "refine_readmit")
+
+
+def _open_key(parents: list[str], last: str) -> bool:
+    """Keys that are optional and absent by default: any key of a table's ``model: {}``, a ``train`` section or a
+    loss's options, and a teacher's optional settings."""
+    return bool(parents) and (parents[-1] in ("model", "train") or parents[:1] == ["loss_options"]
+                              or (parents[-1] == "teacher" and last in OPTIONAL_TEACHER_KEYS))
 
 
 def resolve(params: dict, schema_path, source: str = "params.yaml") -> dict[str, dict]:
