@@ -78,27 +78,28 @@ def test_default_params_dry_run(tmp_path):
     # student jobs for the default methods and two for the three that read the recommended teacher
     assert counts["corrupt"] == 3 + kinds * len(suite) + 1  # one job per group of noisy sets: all levels x seeds
     assert counts["make_data"] == 2 + len(suite) + 1        # a table's clean data serves both noise kinds
-    # the sinusoid's 11 distinct teachers: mse, huber, tukey, refined, cross-fitted, two under gaussian noise, one
-    # at n_train 200, the mixture likelihood, and the Tukey teacher refitted after mad or after mixture rejection
-    # (the rejection study's refit_mixture and refit_weight, and recommended, share one: mode is a student setting)
-    assert counts["train_teachers"] == 11 + kinds * len(suite) + 2
+    # the sinusoid's 12 distinct teachers: mse, huber, tukey, refined, cross-fitted, two under gaussian noise, one
+    # at n_train 200, the mixture likelihood, the Tukey teacher refitted after mad or after mixture rejection
+    # (the rejection study's refit_mixture and refit_weight share one: mode is a student setting), and that refit
+    # with the refinement guard (refit_readmit and recommended share it)
+    assert counts["train_teachers"] == 12 + kinds * len(suite) + 2
     # students: a group's methods not trained by an earlier variant, in two jobs (pipeline.student_jobs): on the
     # sinusoid 12 groups of students with something left to train (sweep_w4_n1000 shares all its students with
     # the default and teacher_tukey), two jobs each; two per suite table
-    # the rejection study adds 14 jobs (a job whose methods all train elsewhere already is not one)
-    assert counts["train_students"] == 2 * 12 + 14 + 2 * kinds * len(suite) + 4
+    # the rejection study and recommended add 16 jobs (a job whose methods all train elsewhere already is not one:
+    # refit_readmit's students are recommended's)
+    assert counts["train_students"] == 2 * 12 + 16 + 2 * kinds * len(suite) + 4
     assert counts["aggregate"] == 1 + len(params["variants"]) + kinds * len(suite) + 1  # + digits' default run
     assert counts["study"] == len(params["studies"]) and counts["benchmark_summary"] == kinds
     # the frontier trains students only: one job per source (recommended's sinusoid, each suite table per kind),
     # at teachers counted above; one table, a figure per dataset and a summary
     assert counts["train_frontier"] == 1 + kinds * len(suite) and counts["frontier_table"] == 1
     assert counts["plot_frontier"] == 1 + len(suite) and counts["plot_frontier_summary"] == 1
-    # one job per method instead: the same students, 106 jobs on the sinusoid (of them the rejection study's 18 and
-    # the recommended configuration's 7: every method that reads its refitted teacher)
+    # one job per method instead: the same students, 109 jobs on the sinusoid
     per_method_jobs(tmp_path)
     counts = job_counts(snakemake(tmp_path, "-n", "all").stdout)
     digit_methods = params["datasets"]["digits"]["overrides"]["methods"]
-    assert counts["train_students"] == 106 + kinds * len(suite) * len(params["methods"]) + len(digit_methods) + 3
+    assert counts["train_students"] == 109 + kinds * len(suite) * len(params["methods"]) + len(digit_methods) + 3
 
 
 @pytest.mark.parametrize("edit, message", [
