@@ -10,7 +10,7 @@ from conftest import sinusoid_group
 from kdreg.config import check_params
 from kdreg.data import make_sinusoid
 from kdreg.teacher import train_teacher, train_teachers
-from kdreg.teacher_kinds import AllRowsRejected, ensemble_size, fit_seed
+from kdreg.teacher_kinds import AllRowsRejected, ensemble_size, fit_seed, validation_error
 
 MEMBERS = [(0.0, 0), (0.3, 1)]
 TEACHER = {"model": {"hidden": [16, 16]}, "train": {"epochs": 40, "lr": 0.01, "eval_every": 5}}
@@ -293,7 +293,7 @@ def test_params_check_refuses_trees_on_images(committed_params):
 
 def test_a_tree_refit_without_folds_is_refused_before_and_during_training(group, committed_params):
     ds, noisies, seeds = group
-    with pytest.raises(ValueError, match="set teacher.cross_fit: 5"):
+    with pytest.raises(ValueError, match=r"set teacher.gbdt.cross_fit: 5 \(the trees' own folds\) or teacher.cross_fit"):
         train_teacher(ds, noisies[0], {**TEACHER, "kind": "gbdt", "refine_rounds": 1}, seeds[0], "cpu")
     params = copy.deepcopy(committed_params)
     params["datasets"]["sinusoid"]["teacher"].update(kind="auto", refine_rounds=1)
@@ -301,6 +301,30 @@ def test_a_tree_refit_without_folds_is_refused_before_and_during_training(group,
         check_params(params)
     params["datasets"]["sinusoid"]["teacher"]["cross_fit"] = 5
     check_params(params)
+    del params["datasets"]["sinusoid"]["teacher"]["cross_fit"]
+    params["datasets"]["sinusoid"]["teacher"]["gbdt"] = {"cross_fit": 5}  # the trees' own folds serve too
+    check_params(params)
+    params["datasets"]["sinusoid"]["teacher"]["kind"] = "ensemble"
+    params["datasets"]["sinusoid"]["teacher"]["refine_rounds"] = 0
+    with pytest.raises(ValueError, match="gbdt.cross_fit: the trees' own folds, but no tree teacher"):
+        check_params(params)
+
+
+def test_auto_gives_the_trees_their_own_folds_and_the_network_none(group):
+    """``gbdt.cross_fit``: under auto the tree candidate refines on its own out-of-fold predictions while the
+    network candidate fits every row once: each equals that kind trained alone with those folds."""
+    ds, noisies, seeds = group
+    refine = {"refine_rounds": 1, "tor": {"k": 2.0}}
+    cfg = {**TEACHER, **refine, "kind": "auto", "auto_kinds": ["network", "gbdt"],
+           "gbdt": {"cross_fit": 3, "max_iter": 20}}
+    chosen = train_teacher(ds, noisies[0], cfg, seeds[0], "cpu")
+    trees = train_teacher(ds, noisies[0], {**TEACHER, **refine, "kind": "gbdt", "cross_fit": 3,
+                                           "gbdt": {"max_iter": 20}}, seeds[0], "cpu")
+    network = train_teacher(ds, noisies[0], {**TEACHER, **refine}, seeds[0], "cpu")
+    errors = chosen.metrics["teacher_kind_val_errors"]
+    assert errors["gbdt"] == pytest.approx(validation_error(trees, ds, noisies[0]), abs=1e-9)
+    assert errors["network"] == pytest.approx(validation_error(network, ds, noisies[0]), abs=1e-9)
+    assert len(network.states) == 1 and len(trees.states) == 3  # one network; three folds of trees
 
 
 def test_auto_drops_a_candidate_that_fails_and_fails_only_when_all_do(group, monkeypatch):

@@ -193,9 +193,13 @@ def _teacher_kind_problems(name: str, teacher: dict, kind) -> list[str]:
     from kdreg.teacher_kinds import AUTO_KINDS
     candidates = teacher.get("auto_kinds") or AUTO_KINDS
     uses_trees = teacher_kind == "gbdt" or (teacher_kind == "auto" and "gbdt" in candidates and not kind.images)
-    if uses_trees and teacher.get("refine_rounds") and teacher.get("cross_fit", 1) == 1:
+    tree_folds = (teacher.get("gbdt") or {}).get("cross_fit") or teacher.get("cross_fit", 1)
+    if uses_trees and teacher.get("refine_rounds") and tree_folds == 1:
         problems.append(f"{key}.cross_fit: a gbdt teacher's refinement needs out-of-fold predictions (trees fit "
-                        "their own training rows); set cross_fit: 5")
+                        "their own training rows); set gbdt.cross_fit: 5 (the trees' own folds) or cross_fit: 5")
+    if (teacher.get("gbdt") or {}).get("cross_fit") and not uses_trees:
+        problems.append(f"{key}.gbdt.cross_fit: the trees' own folds, but no tree teacher trains here (kind "
+                        f"{teacher_kind}); remove it or use kind gbdt or auto with gbdt")
     if teacher_kind == "auto" and kind.images and teacher.get("auto_kinds") == ["gbdt"]:
         problems.append(f"{key}.auto_kinds: gbdt alone, and {name}'s inputs are images (trees read tables); add "
                         "network or ensemble")

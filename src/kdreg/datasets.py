@@ -70,11 +70,14 @@ def sinusoid_problems(name: str, cfg: dict) -> list[str]:
         return [f"datasets.{name}.val_fraction: {problem} (n_train, of which round({fraction} x {n}) = "
                 f"{round(fraction * n)} would validate); choose a val_fraction that leaves both the training and "
                 f"the validation split at least one sample, or raise datasets.{name}.n_train"]
-    n_train, k = n - round(fraction * n), int((cfg.get("teacher") or {}).get("cross_fit", 1))
-    if problem := folds_problem(n_train, k):
-        return [f"datasets.{name}.teacher.cross_fit: {problem} (n_train {n} less the validation split; each of "
-                f"the {k} folds needs at least 2); set cross_fit to at most {n_train // 2}, or raise "
-                f"datasets.{name}.n_train"]
+    teacher, n_train = cfg.get("teacher") or {}, n - round(fraction * n)
+    folds = {"cross_fit": teacher.get("cross_fit", 1),
+             "gbdt.cross_fit": (teacher.get("gbdt") or {}).get("cross_fit", 1)}  # the trees' own folds
+    for key, k in folds.items():
+        if problem := folds_problem(n_train, int(k)):
+            return [f"datasets.{name}.teacher.{key}: {problem} (n_train {n} less the validation split; each of "
+                    f"the {k} folds needs at least 2); set {key} to at most {n_train // 2}, or raise "
+                    f"datasets.{name}.n_train"]
     return []
 
 

@@ -20,7 +20,8 @@ from kdreg.models import create_model, resolve_device
 from kdreg.noise import NoisyLabels
 from kdreg.rules import folds_problem
 from kdreg.seeding import rng
-from kdreg.teacher_kinds import GBDT_REFINE_NEEDS_FOLDS, AllRowsRejected, ensemble_size, fit_seed, train_auto
+from kdreg.teacher_kinds import (GBDT_REFINE_NEEDS_FOLDS, AllRowsRejected, ensemble_size, fit_seed, train_auto,
+                                 tree_folds)
 from kdreg.stacked import StackedMLP
 from kdreg.trainer import BestEpochs, ResumeDir, keep_selected, TrainSettings, chunks, fingerprint, fit, predict
 
@@ -78,6 +79,7 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
                           stacked=False)[0]
     trees = config.get("kind") == "gbdt"  # boosted trees (kdreg.gbdt) in place of each network, on the CPU
     if trees:
+        config = tree_folds(config)
         _gbdt_problem(dataset, config)
     dev = resolve_device("cpu" if trees else device)
     data = prepare(dataset, noisy, dev)

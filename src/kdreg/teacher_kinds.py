@@ -37,7 +37,18 @@ def ensemble_size(config: dict) -> int:
 # Trees fit their own training rows almost exactly, so their in-sample residuals cannot tell a wrong label from a
 # right one (measured: the mixture rejected every row of a clean table): rejection needs out-of-fold predictions.
 GBDT_REFINE_NEEDS_FOLDS = ("teacher.kind gbdt with refine_rounds needs out-of-fold predictions, and trees fit their "
-                           "own training rows: set teacher.cross_fit: 5 (or more than 1)")
+                           "own training rows: set teacher.gbdt.cross_fit: 5 (the trees' own folds) or "
+                           "teacher.cross_fit: 5")
+
+
+def tree_folds(config: dict) -> dict:
+    """A tree teacher's settings with its own folds: ``gbdt.cross_fit``, when set, stands for ``cross_fit``. Under
+    ``kind: auto`` the trees then refine on out-of-fold predictions while the networks fit every row once (K folds
+    would cost a network K fits)."""
+    gbdt = dict(config.get("gbdt") or {})
+    if "cross_fit" not in gbdt:
+        return config
+    return {**config, "cross_fit": gbdt.pop("cross_fit"), "gbdt": gbdt}
 
 
 class AllRowsRejected(ValueError):
