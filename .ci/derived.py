@@ -53,20 +53,22 @@ def planned_jobs(clone: Path, env: dict, target: str = "all") -> list[dict]:
 def _from_committed_runs(argv: list[str], staged: Path, clone: Path) -> list[str]:
     """An aggregate's command with its ``--runs`` (per-unit tables under models/) replaced by a staged copy of
     the committed ``--runs-copy`` (their concatenation)."""
-    runs_copy = argv[argv.index("--runs-copy") + 1]
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(clone / runs_copy, staged)
+    _stage_runs_copy(argv, staged, clone)
     start = argv.index("--runs") + 1
     end = next((i for i in range(start, len(argv)) if argv[i].startswith("--")), len(argv))
     return argv[:start] + [str(staged)] + argv[end:]
 
 
+def _stage_runs_copy(argv: list[str], staged: Path, clone: Path) -> None:
+    """Copy the committed runs table a job wrote (its ``--runs-copy``) to ``staged``, before any output is removed."""
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(clone / argv[argv.index("--runs-copy") + 1], staged)
+
+
 def _frontier_from_committed_runs(argv: list[str], staged: Path, clone: Path) -> list[str]:
     """frontier_table's command with its groups (under models/) replaced by a staged copy of the committed runs
     table it wrote (``--runs-copy``): ``--runs`` derives the same tables from that file alone."""
-    runs_copy = argv[argv.index("--runs-copy") + 1]
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(clone / runs_copy, staged)
+    _stage_runs_copy(argv, staged, clone)
     out, skip = [], False
     for a in argv:
         if a.startswith("--"):

@@ -190,11 +190,10 @@ def _teacher_kind_problems(name: str, teacher: dict, kind) -> list[str]:
     if teacher_kind not in ("gbdt", "auto") and teacher.get("gbdt"):
         problems.append(f"{key}.gbdt: settings of boosted trees, but teacher.kind is {teacher_kind}; set kind: gbdt "
                         "or remove them")
-    from kdreg.teacher_kinds import AUTO_KINDS
+    from kdreg.teacher_kinds import AUTO_KINDS, tree_folds
     candidates = teacher.get("auto_kinds") or AUTO_KINDS
     uses_trees = teacher_kind == "gbdt" or (teacher_kind == "auto" and "gbdt" in candidates and not kind.images)
-    tree_folds = (teacher.get("gbdt") or {}).get("cross_fit") or teacher.get("cross_fit", 1)
-    if uses_trees and teacher.get("refine_rounds") and tree_folds == 1:
+    if uses_trees and teacher.get("refine_rounds") and tree_folds(teacher).get("cross_fit", 1) == 1:
         problems.append(f"{key}.cross_fit: a gbdt teacher's refinement needs out-of-fold predictions (trees fit "
                         "their own training rows); set gbdt.cross_fit: 5 (the trees' own folds) or cross_fit: 5")
     if (teacher.get("gbdt") or {}).get("cross_fit") and not uses_trees:
