@@ -46,6 +46,50 @@ def test_across_datasets_geometric_mean_and_counts():
     assert np.isnan(s.loc["oracle", "best_or_tied"])
 
 
+def with_kinds(df: pd.DataFrame, kinds: list[str], gbdt_factor: float) -> pd.DataFrame:
+    """``df``'s teachers chose ``kinds`` (by seed) under kind auto; the trees' test error is ``gbdt_factor``× theirs."""
+    df = df.copy()
+    t = df.model == "teacher"
+    df.loc[t, "teacher_kind"] = [kinds[s] for s in df.loc[t, "seed"]]
+    df.loc[t, "kind_network_rmse"] = df.loc[t, "rmse"]
+    df.loc[t, "kind_gbdt_rmse"] = df.loc[t, "rmse"] * gbdt_factor
+    tor = df.model == "tor"
+    df.loc[tor, "rejection_precision"] = np.where(df.loc[tor, "seed"] < 2, 1.0, 0.5)
+    return df
+
+
+def test_the_suite_tables_which_teacher_kind_validation_chose_and_each_kinds_error():
+    from kdreg.benchmark import teacher_kinds
+    means = {"scratch": 2.0, "oracle": 1.0, "teacher": 1.5, "tor": 1.2}
+    picks, geo, tor = teacher_kinds({"a": with_kinds(runs(means, spread=0), ["gbdt"] * 2 + ["network"] * 3, 0.5),
+                                     "b": with_kinds(runs(means, spread=0), ["network"] * 5, 2.0)}, "rmse")
+    assert picks.set_index("dataset").loc["a", "chosen"] == "gbdt 2, network 3"
+    assert picks.set_index("dataset").loc["b", "chosen"] == "network 5"
+    ratio = geo.set_index("teacher").ratio
+    assert ratio["gbdt"] == pytest.approx(np.sqrt(0.75 * 3.0)) and ratio["network"] == pytest.approx(1.5)
+    tor = tor.set_index(["kind", "metric"])
+    assert tor.loc[("gbdt", "rejection_precision"), "mean"] == 1.0  # seeds 0, 1 of dataset a read trees
+    # network: a's seeds 2-4 (0.5 each) and b's five (1, 1, 0.5, 0.5, 0.5)
+    assert tor.loc[("network", "rejection_precision"), "mean"] == pytest.approx(5 / 8)
+    assert tor.loc[("network", "rejection_precision"), "size"] == 8
+    assert teacher_kinds({"a": runs(means)}, "rmse")[0].empty  # a fixed kind: no section
+
+
+def test_a_tables_markdown_and_metrics_name_the_chosen_kind(tmp_path):
+    from kdreg.results import aggregate
+    means = {"scratch": 2.0, "oracle": 1.0, "teacher": 1.5, "kd": 1.4}
+    df = pd.concat([with_kinds(runs(means, level=lv), ["gbdt", "network", "gbdt", "gbdt", "network"], 0.8)
+                    for lv in (0.0, 0.4)]).assign(noise_kind="replace")
+    df.to_csv(tmp_path / "runs.csv", index=False)
+    out = {k: str(tmp_path / k) for k in ("m.json", "t.md", "t.csv", "e.csv", "r.csv")}
+    aggregate(str(tmp_path / "runs.csv"), "rmse", ["scratch", "oracle", "kd"], *out.values(), seeds=5)
+    md, metrics = (tmp_path / "t.md").read_text(), json.loads((tmp_path / "m.json").read_text())
+    assert "| chosen on validation (models) | gbdt 3, network 2 | gbdt 3, network 2 |" in md
+    assert "| gbdt: test rmse | 1.2000 ± " in md
+    assert metrics["p0.4.teacher.chosen_gbdt_share"] == 0.6 and metrics["p0.4.teacher.chosen_network_share"] == 0.4
+    assert metrics["p0.4.teacher.kind_gbdt_rmse_mean"] == pytest.approx(1.2)
+
+
 def base_params(**benchmark) -> dict:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["benchmark"].update(benchmark)

@@ -248,6 +248,9 @@ def test_auto_keeps_each_models_kind_with_the_lowest_validation_error(group):
         assert r.metrics["teacher_kind"] == min(errors, key=errors.get)
         assert r.metrics["teacher_kind_val_errors"] == pytest.approx(errors, rel=1e-6)
         np.testing.assert_array_equal(r.t_test, alone[r.metrics["teacher_kind"]][i].t_test)
+        for k in alone:  # every candidate's scores, as scalars the tables read
+            assert r.metrics[f"kind_{k}_rmse"] == pytest.approx(alone[k][i].metrics["rmse"], rel=1e-6)
+            assert r.metrics[f"kind_{k}_val_error"] == pytest.approx(errors[k], rel=1e-6)
 
 
 def test_a_gbdt_teacher_through_the_cli_saves_tensors_and_evaluates(tmp_path, capsys):

@@ -17,7 +17,7 @@ import pandas as pd
 
 from kdreg.methods import BASELINE, BOUND, TEACHER
 from kdreg.noise import level_tag
-from kdreg.results import average_folds, ci95, markdown
+from kdreg.results import average_folds, chosen_kinds, ci95, markdown
 
 REFERENCES = (BOUND, TEACHER)  # not students: drawn and tabled, never ranked
 REAL_GAP = 0.9                  # a dataset's gap is real where the oracle's error is at most this share of scratch's
@@ -86,7 +86,72 @@ def _fmt(spec: str, scale: float = 1.0):
     return lambda v: "" if v is None or pd.isna(v) else f"{v * scale:{spec}}"
 
 
-def summary_markdown(long: pd.DataFrame, summary: pd.DataFrame, title: str = "") -> str:
+def teacher_kinds(runs: dict[str, pd.DataFrame], metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Teachers of ``kind: auto``: the kinds each dataset's models chose per level (``{kind} {models}``), and per
+    level each candidate kind's test error relative to the oracle, geometric mean across datasets (the chosen
+    teacher as ``chosen``). Both empty where no dataset's teacher chose."""
+    picks, ratios, tor = [], [], []
+    for dataset, df in runs.items():
+        df, _ = average_folds(df)
+        chosen = chosen_kinds(df)
+        if chosen.empty:
+            continue
+        # TOR's rejection against the truth, grouped by the kind of the teacher it read (same level and seed)
+        kind_of = df[df.model == TEACHER].set_index(["noise_level", "seed"]).teacher_kind
+        rejecting = df[(df.model == "tor") & (df.noise_level > 0)]
+        for col in ("rejection_precision", "rejection_recall"):
+            if col in rejecting.columns:
+                for r in rejecting[["noise_level", "seed", col]].itertuples(index=False):
+                    tor.append({"noise_level": r.noise_level, "kind": kind_of.get((r.noise_level, r.seed)),
+                                "metric": col, "value": getattr(r, col)})
+        for level, g in chosen.groupby("noise_level", sort=True):
+            picks.append({"dataset": dataset, "noise_level": level,
+                          "chosen": ", ".join(f"{r.kind} {r.models}" for r in g.itertuples())})
+        suffix = f"_{metric}"
+        columns = {"chosen": metric, **{c[len("kind_"):-len(suffix)]: c for c in df.columns
+                                        if c.startswith("kind_") and c.endswith(suffix)}}
+        for level, g in df.groupby("noise_level", sort=True):
+            oracle = g.loc[g.model == BOUND, metric].mean()
+            teachers = g[g.model == TEACHER]
+            for name, col in columns.items():
+                ratios.append({"noise_level": level, "teacher": name, "dataset": dataset,
+                               "ratio": teachers[col].mean() / oracle})
+    if not picks:
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+    ratios = pd.DataFrame(ratios).dropna()
+    geo = ratios.groupby(["teacher", "noise_level"]).ratio.apply(lambda r: float(np.exp(np.log(r).mean())))
+    tor = pd.DataFrame(tor, columns=["noise_level", "kind", "metric", "value"]).dropna()
+    tor = tor.groupby(["kind", "metric", "noise_level"]).value.agg(["mean", "size"]).reset_index()
+    return pd.DataFrame(picks), geo.reset_index(), tor
+
+
+def _kinds_markdown(picks: pd.DataFrame, geo: pd.DataFrame, tor: pd.DataFrame, levels) -> list[str]:
+    if picks.empty:
+        return []
+    parts = []
+    if not tor.empty:
+        tor = tor.assign(row=[f"{r.kind}: {r.metric.removeprefix('rejection_')}" for r in tor.itertuples()],
+                         cell=[f"{r.mean:.2f} ({r.size})" for r in tor.itertuples()])
+        wide_tor = tor.pivot(index="row", columns="noise_level", values="cell").reindex(
+            columns=[lv for lv in levels if lv > 0]).fillna("")
+        wide_tor.columns = [f"p={level_tag(lv)}" for lv in wide_tor.columns]
+        parts.append(markdown(wide_tor.reset_index().rename(columns={"row": "teacher kind"}),
+                              "`tor`'s rejection against the known corruption, by the kind of the teacher it read: "
+                              "precision (share of rejected labels corrupted) and recall (share of corrupted labels "
+                              "rejected), mean over every dataset's models (their number):"))
+    wide = picks.pivot(index="dataset", columns="noise_level", values="chosen").reindex(columns=levels).fillna("")
+    wide.columns = [f"p={level_tag(lv)}" for lv in wide.columns]
+    grid = geo.pivot(index="teacher", columns="noise_level", values="ratio").reindex(columns=levels)
+    grid = grid.map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    grid.columns = [f"p={level_tag(lv)}" for lv in grid.columns]
+    return [markdown(wide.reset_index(), "Teacher kind chosen on the noisy validation split (`teacher.kind: auto`), "
+                                         "models per kind:"),
+            markdown(grid.reset_index(), "Each candidate teacher's test error relative to the oracle, geometric "
+                                         "mean across datasets (reported, never used to choose; chosen: the teacher "
+                                         "the students read):")] + parts
+
+
+def summary_markdown(long: pd.DataFrame, summary: pd.DataFrame, title: str = "", kinds=None) -> str:
     levels = sorted(long.noise_level.unique())
     noisy = [lv for lv in levels if lv > 0]
     n = long.dataset.nunique()
@@ -126,6 +191,8 @@ def summary_markdown(long: pd.DataFrame, summary: pd.DataFrame, title: str = "")
         wide = wide.reindex([m for m in _model_order(summary) if m in wide.index]).fillna("")
         parts.append(markdown(wide.reset_index(), f"Gap closed per dataset at p = {level_tag(level)} (★: best or "
                                                   "tied-best student):"))
+    if kinds is not None:
+        parts += _kinds_markdown(*kinds, levels)
     return "\n\n".join(parts) + "\n"
 
 
@@ -134,11 +201,12 @@ def summarize(runs_csvs: dict[str, str], metric: str, long_out: str, summary_out
     """Read each dataset's runs table (``{dataset: path}``); write the per-dataset long CSV, the across-datasets
     CSV (the summary figure's data) and the markdown summary, each atomically."""
     from kdreg.io import atomic_path
-    long = per_dataset({d: pd.read_csv(p) for d, p in runs_csvs.items()}, metric)
+    runs = {d: pd.read_csv(p) for d, p in runs_csvs.items()}
+    long = per_dataset(runs, metric)
     summary = across(long)
     for frame, out in ((long, long_out), (summary, summary_out)):
         with atomic_path(out) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(md_out) as tmp:
-        tmp.write_text(summary_markdown(long, summary, title))
+        tmp.write_text(summary_markdown(long, summary, title, teacher_kinds(runs, metric)))
     return summary

@@ -79,8 +79,9 @@ def metrics_json(summary: pd.DataFrame, metric: str) -> dict:
     """Flat keys for ``dvc metrics diff``: ``p0.2.tor_multitask.rmse_mean``, ``..._ci95``, ``..._vs_scratch``."""
     keep = {metric, "mae", *(f"{h}_head_{metric}" for h in HEADS), "rejection_precision", "rejection_recall",
             *PER_LABEL}
+    candidates = summary.metric.str.startswith("kind_") & summary.metric.str.endswith(f"_{metric}")  # auto's kinds
     out = {}
-    for r in summary[summary.metric.isin(keep)].itertuples():
+    for r in summary[summary.metric.isin(keep) | candidates].itertuples():
         key = f"p{level_tag(r.noise_level)}.{r.model}.{r.metric}"
         out[f"{key}_mean"] = r.mean
         out[f"{key}_ci95"] = r.ci95
@@ -108,6 +109,42 @@ def table(summary: pd.DataFrame, metric: str, models: list[str]) -> pd.DataFrame
                                                        if not hit.empty else "")
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def chosen_kinds(runs: pd.DataFrame) -> pd.DataFrame:
+    """Teachers of ``kind: auto``: one row per (noise level, kind) with the models that chose it and their share;
+    empty where no teacher chose (a fixed kind)."""
+    cols = ["noise_level", "kind", "models", "share"]
+    if "teacher_kind" not in runs.columns:
+        return pd.DataFrame(columns=cols)
+    teachers = runs[(runs.model == TEACHER) & runs.teacher_kind.notna()]
+    rows = [{"noise_level": level, "kind": str(kind), "models": int(n), "share": n / len(g)}
+            for level, g in teachers.groupby("noise_level", sort=True)
+            for kind, n in g.teacher_kind.astype(str).value_counts().sort_index().items()]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def chosen_kinds_markdown(chosen: pd.DataFrame, summary: pd.DataFrame, metric: str) -> str:
+    """The teacher kind validation chose per level, and each candidate kind's test error beside it (reported only:
+    the choice read the noisy validation split alone)."""
+    if chosen.empty:
+        return ""
+    levels = sorted(summary.noise_level.unique())
+    cell = {lv: ", ".join(f"{r.kind} {r.models}" for r in chosen[chosen.noise_level == lv].itertuples())
+            for lv in levels}
+    rows = [{"teacher": "chosen on validation (models)", **{f"p={level_tag(lv)}": cell[lv] for lv in levels}}]
+    prefix, suffix = "kind_", f"_{metric}"
+    kinds = sorted({m[len(prefix):-len(suffix)] for m in summary.metric.unique()
+                    if m.startswith(prefix) and m.endswith(suffix) and m.count("_") == metric.count("_") + 2})
+    for kind in kinds:
+        sub = summary[(summary.model == TEACHER) & (summary.metric == f"{prefix}{kind}{suffix}")]
+        by = sub.set_index("noise_level")
+        rows.append({"teacher": f"{kind}: test {metric}", **{
+            f"p={level_tag(lv)}": (f"{by.loc[lv, 'mean']:.4f} ± {by.loc[lv, 'ci95']:.4f}" if lv in by.index else "")
+            for lv in levels}})
+    return "\n\n" + markdown(pd.DataFrame(rows), "Teacher kind (`teacher.kind: auto`): the kind each model chose "
+                               "on the noisy validation split, and each candidate's test error, mean ± 95% CI "
+                               "(reported, never used to choose):")
 
 
 def markdown(wide: pd.DataFrame, title: str) -> str:
@@ -209,7 +246,9 @@ def aggregate(runs_csv, metric: str, methods: list[str], metrics_out: str, table
                                        f"Per fold (held-out person), mean {metric_} over seeds:")
     summary = add_relative(summarize(runs), metric)
     models = [TEACHER, *[m for m in methods if m in set(runs.model)]]
-    save_json(metrics_out, metrics_json(summary, metric))
+    shares = {f"p{level_tag(r.noise_level)}.{TEACHER}.chosen_{r.kind}_share": round(float(r.share), 6)
+              for r in chosen_kinds(runs).itertuples()}
+    save_json(metrics_out, dict(sorted({**metrics_json(summary, metric), **shares}.items())))
     dataset = runs.dataset.iloc[0]
     n_seeds = int(runs.groupby(["noise_level", "model"]).size().max())
     title = (f"**{dataset}**: test {metric}, mean ± 95% CI over {n_seeds} seeds, "
@@ -220,8 +259,9 @@ def aggregate(runs_csv, metric: str, methods: list[str], metrics_out: str, table
     rel_text = "\n\nError relative to `scratch` (mean / scratch's mean; < 1 is better):\n\n" + markdown(
         rel_wide.rename(columns=lambda c: f"p={level_tag(c)}").map(
             lambda v: "" if pd.isna(v) else f"{v:.3f}").reset_index(), "").lstrip()
+    chosen = chosen_kinds(runs)
     with atomic_path(table_md) as tmp:
-        tmp.write_text(markdown(wide, title) + rel_text + fold_text)
+        tmp.write_text(markdown(wide, title) + rel_text + chosen_kinds_markdown(chosen, summary, metric) + fold_text)
     with atomic_path(table_csv) as tmp:
         summary[summary.model.isin(models)].to_csv(tmp, index=False, float_format="%.6g")
     long = error_vs_noise(summary[summary.model.isin(models)], metric)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from kdreg.data import Dataset
+from kdreg.metrics import task_metrics
 from kdreg.noise import NoisyLabels
 from kdreg.seeding import derive_seed
 
@@ -108,6 +109,12 @@ def train_auto(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds
         result.metrics.update(teacher_kind=best,
                               teacher_kind_val_errors={k: round(e, 9) if np.isfinite(e) else None  # None: failed
                                                        for k, e in errors.items()})
+        # every candidate's scores as scalars (kind_gbdt_rmse, ...), so the tables compare the kinds per level;
+        # the test scores are reported only, the choice above read validation alone
+        for k in kinds:
+            if not isinstance(trained[k][i], AllRowsRejected):
+                result.metrics.update(task_metrics(trained[k][i].t_test, dataset.y_test, dataset.task, f"kind_{k}_"))
+                result.metrics[f"kind_{k}_val_error"] = errors[k]
         chosen.append(result)
     return chosen
 
