@@ -47,7 +47,7 @@ def test_across_datasets_geometric_mean_and_counts():
 
 
 def with_kinds(df: pd.DataFrame, kinds: list[str], gbdt_factor: float) -> pd.DataFrame:
-    """``df``'s teachers chose ``kinds`` (by seed) under kind auto; the trees' test error is ``gbdt_factor``× theirs."""
+    """``df``'s teachers chose ``kinds`` (by seed) under kind auto; the trees' test error: ``gbdt_factor``× theirs."""
     df = df.copy()
     t = df.model == "teacher"
     df.loc[t, "teacher_kind"] = [kinds[s] for s in df.loc[t, "seed"]]
@@ -155,6 +155,7 @@ def suite_params(committed: dict) -> dict:
     p["benchmark"]["dataset_overrides"] = {
         **committed["benchmark"]["dataset_overrides"], "teacher.model.hidden": [16, 16],
         "teacher.train": {"epochs": 40, "lr": 0.01, "eval_every": 10, "patience": 2},
+        "teacher.gbdt": {**committed["benchmark"]["dataset_overrides"]["teacher.gbdt"], "max_iter": 20},
         "student.train": {"epochs": 40, "lr": 0.02}}
     return p
 
@@ -180,10 +181,15 @@ def test_shrunk_suite_report_and_dvc_metrics_diff(tmp_path, committed_params):
     assert "Mean rank among the students across the 2 datasets" in md and "auto_mpg" in md
     assert (tmp_path / "results/figures/benchmark/resample/summary.png").stat().st_size > 10_000
     for d in ("boston", "auto_mpg"):
-        config = yaml.safe_load(next((tmp_path / "models" / d).glob("*/resample_spread*/teachers/g0-*/p0.3_s1/"
-                                                                        "config.yaml")).read_text())
+        run_dir = next((tmp_path / "models" / d).glob("*/resample_spread*/teachers/g0-*/p0.3_s1"))
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        chosen = json.loads((run_dir / "metrics.json").read_text())["teacher_kind"]  # the suite's kind: auto
         assert config["resolved"]["splits"]["test"] == {"boston": 101, "auto_mpg": 78}[d]
-        assert config["resolved"]["model"]["hidden"] == [16, 16] and config["resolved"]["parameters"] > 0
+        assert chosen in ("network", "gbdt") and config["resolved"]["parameters"] > 0
+        if chosen == "network":
+            assert config["resolved"]["model"]["hidden"] == [16, 16]
+        table = (tmp_path / f"results/tables/{d}-benchmark_resample.md").read_text()
+        assert "| chosen on validation (models) |" in table
         assert "rownames" not in config["resolved"]["features"]
     assert "origin=3" in config["resolved"]["features"]  # auto_mpg: origin one-hot encoded
     # the report holds every figure and table with its caption

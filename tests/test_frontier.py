@@ -46,6 +46,14 @@ def test_table_means_cis_and_ratio_to_scratch_at_the_same_width():
     assert list(t.model[:2]) == ["teacher", "scratch"]  # the teacher first, then methods narrow to wide
 
 
+def test_a_teachers_parameters_are_the_median_over_seeds_whose_kinds_differ():
+    students = runs(case("a-x", [0.5, 0.4, 0.45], [0.2, 0.1, 0.3]))
+    teachers = runs([("a-x", 0.4, "teacher", np.nan, 0, [0.1, 0.2, 0.3])])
+    teachers["parameters"] = [33_409, 5_000, 900]  # kind auto: a network, two tree ensembles
+    t = frontier.table(pd.concat([students[students.model != "teacher"], teachers], ignore_index=True))
+    assert t[t.model == "teacher"].parameters.tolist() == [5_000]
+
+
 def test_equal_accuracy_smallest_match_its_ratio_and_the_unbounded_case():
     table = frontier.table(runs(case("beats-x", [0.5, 0.4, 0.45], [0.2, 0.1, 0.3])
                                 + case("match-x", [0.5, 0.3, 0.2], [0.4, 0.19, 0.1])

@@ -41,8 +41,14 @@ def teacher_runs(teacher_dirs: dict[str, list[str]], wanted: list[tuple[float, i
         runs = [r for d in dirs for r in verify_group(d)]
         df = collect(runs)
         df = df[[(level_tag(lvl), int(s)) in keep for lvl, s in zip(df.noise_level, df.seed)]].copy()
-        resolved = yaml.safe_load((runs[0] / "config.yaml").read_text())["resolved"]
-        df["parameters"], df["width"], df["source"] = int(resolved["parameters"]), np.nan, source
+        # each run's own count: under teacher.kind auto the models of one group chose different kinds
+        size = {}
+        for run in runs:
+            m = json.loads((run / "metrics.json").read_text())
+            size[level_tag(m["noise_level"]), int(m["seed"])] = int(
+                yaml.safe_load((run / "config.yaml").read_text())["resolved"]["parameters"])
+        df["parameters"] = [size[level_tag(lvl), int(s)] for lvl, s in zip(df.noise_level, df.seed)]
+        df["width"], df["source"] = np.nan, source
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
 
@@ -58,13 +64,15 @@ def student_runs(student_dirs: dict[str, list[str]]) -> pd.DataFrame:
 
 
 def table(runs: pd.DataFrame, metric: str = "rmse") -> pd.DataFrame:
-    """One row per (source, noise level, method, width): parameters, n, mean and 95% CI of ``metric``, and
+    """One row per (source, noise level, method, width): parameters (a teacher's: the median over its seeds), n,
+    mean and 95% CI of ``metric``, and
     ``vs_scratch``, the mean over scratch's at the same width and level (the teacher: over the best scratch)."""
     keys = ["source", "dataset", "noise_kind", "noise_level", "model", "width"]
     rows = []
     for key, g in runs.groupby(keys, sort=False, dropna=False):
         v = g[metric].to_numpy(dtype=float)
-        rows.append({**dict(zip(keys, key)), "parameters": int(g.parameters.iloc[0]), "n": len(v),
+        # a student's count is its width's; a teacher's may differ by seed (kind auto): the median
+        rows.append({**dict(zip(keys, key)), "parameters": int(round(np.median(g.parameters))), "n": len(v),
                      f"{metric}_mean": v.mean(), f"{metric}_ci95": ci95(v)})
     out = pd.DataFrame(rows)
     mean = f"{metric}_mean"
