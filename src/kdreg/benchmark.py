@@ -17,7 +17,7 @@ import pandas as pd
 
 from kdreg.methods import BASELINE, BOUND, TEACHER
 from kdreg.noise import level_tag
-from kdreg.results import average_folds, chosen_kinds, ci95, markdown
+from kdreg.results import average_folds, chosen_kinds, chosen_text, ci95, kind_columns, markdown
 
 REFERENCES = (BOUND, TEACHER)  # not students: drawn and tabled, never ranked
 REAL_GAP = 0.9                  # a dataset's gap is real where the oracle's error is at most this share of scratch's
@@ -86,10 +86,11 @@ def _fmt(spec: str, scale: float = 1.0):
     return lambda v: "" if v is None or pd.isna(v) else f"{v * scale:{spec}}"
 
 
-def teacher_kinds(runs: dict[str, pd.DataFrame], metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Teachers of ``kind: auto``: the kinds each dataset's models chose per level (``{kind} {models}``), and per
+def teacher_kinds(runs: dict[str, pd.DataFrame], metric: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Teachers of ``kind: auto``: the kinds each dataset's models chose per level (``{kind} {models}``); per
     level each candidate kind's test error relative to the oracle, geometric mean across datasets (the chosen
-    teacher as ``chosen``). Both empty where no dataset's teacher chose."""
+    teacher as ``chosen``); and ``tor``'s rejection precision and recall per level by the kind of the teacher it
+    read (mean and number of models). All empty where no dataset's teacher chose."""
     picks, ratios, tor = [], [], []
     for dataset, df in runs.items():
         df, _ = average_folds(df)
@@ -104,12 +105,9 @@ def teacher_kinds(runs: dict[str, pd.DataFrame], metric: str) -> tuple[pd.DataFr
                 for r in rejecting[["noise_level", "seed", col]].itertuples(index=False):
                     tor.append({"noise_level": r.noise_level, "kind": kind_of.get((r.noise_level, r.seed)),
                                 "metric": col, "value": getattr(r, col)})
-        for level, g in chosen.groupby("noise_level", sort=True):
-            picks.append({"dataset": dataset, "noise_level": level,
-                          "chosen": ", ".join(f"{r.kind} {r.models}" for r in g.itertuples())})
-        suffix = f"_{metric}"
-        columns = {"chosen": metric, **{c[len("kind_"):-len(suffix)]: c for c in df.columns
-                                        if c.startswith("kind_") and c.endswith(suffix)}}
+        picks += [{"dataset": dataset, "noise_level": level, "chosen": text}
+                  for level, text in chosen_text(chosen).items()]
+        columns = {"chosen": metric, **kind_columns(df.columns, metric)}
         for level, g in df.groupby("noise_level", sort=True):
             oracle = g.loc[g.model == BOUND, metric].mean()
             teachers = g[g.model == TEACHER]

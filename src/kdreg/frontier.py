@@ -65,8 +65,8 @@ def student_runs(student_dirs: dict[str, list[str]]) -> pd.DataFrame:
 
 def table(runs: pd.DataFrame, metric: str = "rmse") -> pd.DataFrame:
     """One row per (source, noise level, method, width): parameters (a teacher's: the median over its seeds), n,
-    mean and 95% CI of ``metric``, and
-    ``vs_scratch``, the mean over scratch's at the same width and level (the teacher: over the best scratch)."""
+    mean and 95% CI of ``metric``, and ``vs_scratch``, the mean over scratch's at the same width and level (the
+    teacher: over the best scratch)."""
     keys = ["source", "dataset", "noise_kind", "noise_level", "model", "width"]
     rows = []
     for key, g in runs.groupby(keys, sort=False, dropna=False):

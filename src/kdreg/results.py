@@ -79,9 +79,9 @@ def metrics_json(summary: pd.DataFrame, metric: str) -> dict:
     """Flat keys for ``dvc metrics diff``: ``p0.2.tor_multitask.rmse_mean``, ``..._ci95``, ``..._vs_scratch``."""
     keep = {metric, "mae", *(f"{h}_head_{metric}" for h in HEADS), "rejection_precision", "rejection_recall",
             *PER_LABEL}
-    candidates = summary.metric.str.startswith("kind_") & summary.metric.str.endswith(f"_{metric}")  # auto's kinds
+    keep |= set(kind_columns(summary.metric.unique(), metric).values())  # kind auto's candidates
     out = {}
-    for r in summary[summary.metric.isin(keep) | candidates].itertuples():
+    for r in summary[summary.metric.isin(keep)].itertuples():
         key = f"p{level_tag(r.noise_level)}.{r.model}.{r.metric}"
         out[f"{key}_mean"] = r.mean
         out[f"{key}_ci95"] = r.ci95
@@ -111,6 +111,19 @@ def table(summary: pd.DataFrame, metric: str, models: list[str]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def kind_columns(names, metric: str) -> dict[str, str]:
+    """``{kind: name}`` of the names that hold a ``kind: auto`` candidate's ``metric`` (``kind_gbdt_rmse``)."""
+    prefix, suffix = "kind_", f"_{metric}"
+    return {n[len(prefix):-len(suffix)]: n for n in sorted(names)
+            if n.startswith(prefix) and n.endswith(suffix) and n.count("_") == metric.count("_") + 2}
+
+
+def chosen_text(chosen: pd.DataFrame) -> dict[float, str]:
+    """Per noise level, the models per chosen kind as one cell: ``gbdt 2, network 3``."""
+    return {level: ", ".join(f"{r.kind} {r.models}" for r in g.itertuples())
+            for level, g in chosen.groupby("noise_level", sort=True)}
+
+
 def chosen_kinds(runs: pd.DataFrame) -> pd.DataFrame:
     """Teachers of ``kind: auto``: one row per (noise level, kind) with the models that chose it and their share;
     empty where no teacher chose (a fixed kind)."""
@@ -130,15 +143,11 @@ def chosen_kinds_markdown(chosen: pd.DataFrame, summary: pd.DataFrame, metric: s
     if chosen.empty:
         return ""
     levels = sorted(summary.noise_level.unique())
-    cell = {lv: ", ".join(f"{r.kind} {r.models}" for r in chosen[chosen.noise_level == lv].itertuples())
-            for lv in levels}
-    rows = [{"teacher": "chosen on validation (models)", **{f"p={level_tag(lv)}": cell[lv] for lv in levels}}]
-    prefix, suffix = "kind_", f"_{metric}"
-    kinds = sorted({m[len(prefix):-len(suffix)] for m in summary.metric.unique()
-                    if m.startswith(prefix) and m.endswith(suffix) and m.count("_") == metric.count("_") + 2})
-    for kind in kinds:
-        sub = summary[(summary.model == TEACHER) & (summary.metric == f"{prefix}{kind}{suffix}")]
-        by = sub.set_index("noise_level")
+    cell = chosen_text(chosen)
+    rows = [{"teacher": "chosen on validation (models)",
+             **{f"p={level_tag(lv)}": cell.get(lv, "") for lv in levels}}]
+    for kind, name in kind_columns(summary.metric.unique(), metric).items():
+        by = summary[(summary.model == TEACHER) & (summary.metric == name)].set_index("noise_level")
         rows.append({"teacher": f"{kind}: test {metric}", **{
             f"p={level_tag(lv)}": (f"{by.loc[lv, 'mean']:.4f} ± {by.loc[lv, 'ci95']:.4f}" if lv in by.index else "")
             for lv in levels}})
@@ -246,8 +255,9 @@ def aggregate(runs_csv, metric: str, methods: list[str], metrics_out: str, table
                                        f"Per fold (held-out person), mean {metric_} over seeds:")
     summary = add_relative(summarize(runs), metric)
     models = [TEACHER, *[m for m in methods if m in set(runs.model)]]
+    chosen = chosen_kinds(runs)
     shares = {f"p{level_tag(r.noise_level)}.{TEACHER}.chosen_{r.kind}_share": round(float(r.share), 6)
-              for r in chosen_kinds(runs).itertuples()}
+              for r in chosen.itertuples()}
     save_json(metrics_out, dict(sorted({**metrics_json(summary, metric), **shares}.items())))
     dataset = runs.dataset.iloc[0]
     n_seeds = int(runs.groupby(["noise_level", "model"]).size().max())
@@ -259,7 +269,6 @@ def aggregate(runs_csv, metric: str, methods: list[str], metrics_out: str, table
     rel_text = "\n\nError relative to `scratch` (mean / scratch's mean; < 1 is better):\n\n" + markdown(
         rel_wide.rename(columns=lambda c: f"p={level_tag(c)}").map(
             lambda v: "" if pd.isna(v) else f"{v:.3f}").reset_index(), "").lstrip()
-    chosen = chosen_kinds(runs)
     with atomic_path(table_md) as tmp:
         tmp.write_text(markdown(wide, title) + rel_text + chosen_kinds_markdown(chosen, summary, metric) + fold_text)
     with atomic_path(table_csv) as tmp:
