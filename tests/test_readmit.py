@@ -6,7 +6,8 @@ import pytest
 
 from conftest import sinusoid_group
 from kdreg.config import check_params
-from kdreg.teacher import readmit_rejected_regions, train_teacher, train_teachers
+from kdreg.refine import readmit_rejected_regions
+from kdreg.teacher import train_teacher, train_teachers
 
 TEACHER = {"model": {"hidden": [16]}, "train": {"epochs": 60, "lr": 0.01, "eval_every": 10}, "loss": "mse"}
 

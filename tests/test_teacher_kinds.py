@@ -197,7 +197,9 @@ def test_a_tree_state_pointing_outside_itself_is_refused():
     y = x[:, :1].copy()
     ensemble, _ = fit_gbdt(x, y, x[:20], y[:20], {"max_iter": 5}, seed=0)
     state = ensemble.state_dict()
+    assert state["depth"].shape == () and state["root"].shape == state["dim"].shape == (5,)
     for name, bad in (("left", lambda v: v + 10 ** 6), ("dim", lambda v: v + 1), ("depth", lambda v: v + 10 ** 6),
+                      ("depth", lambda v: v.reshape(1)),
                       ("value", lambda v: v[:-1]), ("feature", lambda v: v.to(torch.float64))):
         broken = {**state, name: bad(state[name].clone())}
         with pytest.raises(ValueError, match="tree ensemble state"):
@@ -233,6 +235,51 @@ def test_gbdt_teacher_cross_fits_out_of_fold_and_refines(group):
     refined = train_teachers(ds, noisies, {**cfg, "refine_rounds": 1, "tor": {"k": 2.0}}, seeds,
                              "cpu")
     assert all(0 < r.metrics["refine"][0]["kept_fraction"] < 1 for r in refined[1:])
+
+
+def test_tree_fits_in_worker_processes_are_the_fits_made_here(group):
+    """A job's --threads fits trees in that many processes side by side: the same teachers, byte for byte, as
+    fitting them one after another here (the workers run one OpenMP thread each, this process its default)."""
+    from kdreg.trees import fit_threads, set_tree_workers, tree_pool
+    ds, noisies, seeds = group
+    cfg = {**TEACHER, "kind": "gbdt", "cross_fit": 3, "refine_rounds": 1, "tor": {"k": 2.0},
+           "gbdt": {"max_iter": 30, "loss": "absolute_error"}}
+    here = train_teachers(ds, noisies, cfg, seeds, "cpu")
+    set_tree_workers(2)
+    try:
+        pooled = train_teachers(ds, noisies, cfg, seeds, "cpu")
+        with pytest.raises(ValueError, match="teacher.gbdt.loss must be one of"):  # a worker's error, said here
+            train_teachers(ds, noisies, {**cfg, "gbdt": {"loss": "cubic"}}, seeds, "cpu")
+        with tree_pool(2) as pool:  # n workers hold n cores: one thread each, the job's OMP_NUM_THREADS or not
+            assert pool.submit(fit_threads).result() == {"openmp": 1, "blas": 1}
+    finally:
+        set_tree_workers(1)
+    for a, b in zip(here, pooled):
+        np.testing.assert_array_equal(a.t_dev, b.t_dev)
+        np.testing.assert_array_equal(a.t_test, b.t_test)
+        assert a.metrics == b.metrics and len(a.states) == len(b.states) == 3
+        for sa, sb in zip(a.states, b.states):
+            assert all(torch.equal(sa[name], sb[name]) for name in sa)
+
+
+def test_a_tree_worker_that_dies_is_named_with_the_way_out():
+    import os
+
+    from kdreg.trees import set_tree_workers, tree_pool
+    set_tree_workers(2)
+    try:
+        with pytest.raises(RuntimeError, match="a process fitting boosted trees died .* rerun with --threads 1"):
+            with tree_pool(2) as pool:
+                pool.submit(os._exit, 1).result()   # a worker killed mid-fit (the OOM killer, say)
+    finally:
+        set_tree_workers(1)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_tree_workers_must_be_a_positive_integer(workers):
+    from kdreg.trees import set_tree_workers
+    with pytest.raises(ValueError, match="tree workers must be an integer >= 1"):
+        set_tree_workers(workers)
 
 
 def test_auto_keeps_each_models_kind_with_the_lowest_validation_error(group):
@@ -331,12 +378,12 @@ def test_auto_gives_the_trees_their_own_folds_and_the_network_none(group):
 
 
 def test_auto_drops_a_candidate_that_fails_and_fails_only_when_all_do(group, monkeypatch):
-    import kdreg.teacher as teacher
+    import kdreg.tree_teacher as tree_teacher
     ds, noisies, seeds = group
 
     def refuses(*args, **kwargs):
         raise AllRowsRejected()
-    monkeypatch.setattr(teacher, "_gbdt_problem", refuses)
+    monkeypatch.setattr(tree_teacher, "gbdt_problem", refuses)
     cfg = {**TEACHER, "kind": "auto", "auto_kinds": ["gbdt", "network"]}
     for r in train_teachers(ds, noisies, cfg, seeds, "cpu"):
         assert r.metrics["teacher_kind"] == "network" and r.metrics["teacher_kind_val_errors"]["gbdt"] is None
@@ -345,6 +392,6 @@ def test_auto_drops_a_candidate_that_fails_and_fails_only_when_all_do(group, mon
 
     def misconfigured(*args, **kwargs):  # a settings error is no rejection: it stops auto, it drops no candidate
         raise ValueError("teacher.gbdt.loss must be one of ...")
-    monkeypatch.setattr(teacher, "_gbdt_problem", misconfigured)
+    monkeypatch.setattr(tree_teacher, "gbdt_problem", misconfigured)
     with pytest.raises(ValueError, match="teacher.gbdt.loss"):
         train_teachers(ds, noisies, cfg, seeds, "cpu")

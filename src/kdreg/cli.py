@@ -68,9 +68,13 @@ def _new_files(paths, overwrite: bool) -> None:
 
 
 def _threads(n: int | None) -> None:
+    """A job's ``--threads``: torch's threads, and the processes boosted trees are fitted in (kdreg.trees)."""
     if n:
         import torch
+
+        from kdreg.trees import set_tree_workers
         torch.set_num_threads(n)
+        set_tree_workers(n)
 
 
 def cmd_make_data(a) -> None:

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--data", required=True, help="the dataset file (clean.npz)")
         s.add_argument("--config", required=True, nargs=nargs, help="run settings: a YAML/JSON file or inline JSON")
         s.add_argument("--device", default="auto")
-        s.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        s.add_argument("--threads", type=int, default=None, help="CPU threads: torch's, and the processes that fit boosted trees side by side")
         s.add_argument("--out-dir", required=True, nargs=None if one_out else nargs, help=out_help)
 
     def common_train(s):

@@ -15,27 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-# Defaults of ``teacher.gbdt`` (absent keys). The number of trees is an upper bound: the kept number is the
-# iteration with the lowest validation median absolute error, as the network teachers' early stopping.
-GBDT_DEFAULTS = {"loss": "squared_error", "quantile": 0.5, "max_iter": 300, "learning_rate": 0.05,
-                 "max_leaf_nodes": 15, "min_samples_leaf": 10, "l2_regularization": 0.0}
-GBDT_LOSSES = ("squared_error", "absolute_error", "quantile")
-_FIELDS = ("feature", "threshold", "left", "right", "is_leaf", "missing_left", "value")
+from kdreg.trees import NODE_FIELDS, fit_trees
+
+_FIELDS = tuple(NODE_FIELDS)
 MAX_DEPTH = 256  # a bound on the walk from root to leaf (scikit-learn's trees are far shallower)
-
-
-def gbdt_options(config: dict) -> dict:
-    """``teacher.gbdt`` with its defaults, refusing unknown keys and bad values (the params check says the same)."""
-    opts = dict(config.get("gbdt") or {})
-    unknown = sorted(set(opts) - set(GBDT_DEFAULTS))
-    if unknown:
-        raise ValueError(f"teacher.gbdt: unknown key {unknown[0]!r}; known: {sorted(GBDT_DEFAULTS)}")
-    opts = {**GBDT_DEFAULTS, **opts}
-    if opts["loss"] not in GBDT_LOSSES:
-        raise ValueError(f"teacher.gbdt.loss must be one of {list(GBDT_LOSSES)}, got {opts['loss']!r}")
-    if not 0 < float(opts["quantile"]) < 1:
-        raise ValueError(f"teacher.gbdt.quantile must be in (0, 1), got {opts['quantile']!r}")
-    return opts
 
 
 class TreeEnsemble(nn.Module):
@@ -64,7 +47,7 @@ class TreeEnsemble(nn.Module):
                 raise ValueError(f"tree ensemble state: {name} must be a {getattr(self, name).dtype} tensor")
         m, t = len(state["value"]), len(state["root"])
         if any(state[f].shape != (m,) for f in _FIELDS) or state["dim"].shape != (t,) or \
-                state["baseline"].shape != (self.out_dim,):
+                state["baseline"].shape != (self.out_dim,) or state["depth"].shape != ():
             raise ValueError("tree ensemble state: its arrays disagree in length")
         for name, bound in (("left", m), ("right", m), ("root", m), ("dim", self.out_dim)):
             if len(state[name]) and (state[name].min() < 0 or state[name].max() >= bound):
@@ -92,59 +75,17 @@ class TreeEnsemble(nn.Module):
         return out.to(torch.float32)
 
 
-def _export(models: list, kept: list[int]) -> dict[str, torch.Tensor]:
-    """The first ``kept[d]`` trees of each dimension's fitted regressor as a :class:`TreeEnsemble` state."""
-    fields = {f: [] for f in _FIELDS}
-    root, dim, depth, offset = [], [], 0, 0
-    for d, (model, n_trees) in enumerate(zip(models, kept)):
-        for (predictor,) in model._predictors[:n_trees]:  # one tree per iteration for a regressor
-            nodes = predictor.nodes
-            if nodes["is_categorical"].any():
-                raise ValueError("gbdt teacher: categorical splits are not supported (kdreg one-hot encodes)")
-            fields["feature"].append(nodes["feature_idx"].astype(np.int64))
-            fields["threshold"].append(nodes["num_threshold"].astype(np.float64))
-            # leaves' children are 0 in scikit-learn: point them at themselves (never followed)
-            own = np.arange(len(nodes), dtype=np.int64) + offset
-            leaf = nodes["is_leaf"].astype(bool)
-            fields["left"].append(np.where(leaf, own, nodes["left"].astype(np.int64) + offset))
-            fields["right"].append(np.where(leaf, own, nodes["right"].astype(np.int64) + offset))
-            fields["is_leaf"].append(leaf)
-            fields["missing_left"].append(nodes["missing_go_to_left"].astype(bool))
-            fields["value"].append(nodes["value"].astype(np.float64))
-            root.append(offset)
-            dim.append(d)
-            depth = max(depth, int(nodes["depth"].max()))
-            offset += len(nodes)
-    state = {f: torch.from_numpy(np.concatenate(v) if v else np.zeros(0, dtype=np.float64)) for f, v in
-             fields.items()}
-    for f, dtype in (("feature", torch.int64), ("left", torch.int64), ("right", torch.int64),
-                     ("is_leaf", torch.bool), ("missing_left", torch.bool)):
-        state[f] = state[f].to(dtype)
-    state.update(root=torch.tensor(root, dtype=torch.int64), dim=torch.tensor(dim, dtype=torch.int64),
-                 depth=torch.tensor(depth, dtype=torch.int64),
-                 baseline=torch.tensor([float(np.ravel(m._baseline_prediction)[0]) for m in models],
-                                       dtype=torch.float64))
-    return state
+def tree_ensemble(state: dict[str, np.ndarray], out_dim: int) -> TreeEnsemble:
+    """A :class:`TreeEnsemble` of the arrays :func:`kdreg.trees.fit_trees` returns (checked as a loaded state)."""
+    ensemble = TreeEnsemble(out_dim)
+    ensemble.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in state.items()})  # 0-d stays
+    return ensemble
 
 
 def fit_gbdt(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, options: dict,
              seed: int) -> tuple[TreeEnsemble, list[int]]:
     """One regressor per label dimension on ``(x, y)`` (standardized), each cut to the number of trees whose
     prediction of ``y_val`` (the noisy validation labels, standardized) has the lowest median absolute error.
-    Returns the ensemble and the kept number of trees per dimension."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    opts = gbdt_options({"gbdt": options})
-    models, kept = [], []
-    for d in range(y.shape[1]):
-        model = HistGradientBoostingRegressor(
-            loss=opts["loss"], quantile=float(opts["quantile"]) if opts["loss"] == "quantile" else None,
-            max_iter=int(opts["max_iter"]), learning_rate=float(opts["learning_rate"]),
-            max_leaf_nodes=int(opts["max_leaf_nodes"]), min_samples_leaf=int(opts["min_samples_leaf"]),
-            l2_regularization=float(opts["l2_regularization"]), early_stopping=False, random_state=seed)
-        model.fit(x.astype(np.float64), y[:, d].astype(np.float64))
-        errors = [np.median(np.abs(p - y_val[:, d])) for p in model.staged_predict(x_val.astype(np.float64))]
-        models.append(model)
-        kept.append(int(np.argmin(errors)) + 1)   # the first of equal minima: the smallest model
-    ensemble = TreeEnsemble(y.shape[1])
-    ensemble.load_state_dict(_export(models, kept))
-    return ensemble, kept
+    Returns the ensemble and the kept number of trees per dimension (:func:`kdreg.trees.fit_trees`)."""
+    state, kept = fit_trees(x, y, x_val, y_val, options, seed)
+    return tree_ensemble(state, y.shape[1]), kept

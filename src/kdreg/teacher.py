@@ -5,62 +5,23 @@ returned in original label units.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from kdreg import metrics as M
-from kdreg.data import Dataset, Standardizer
+from kdreg.data import Dataset
 from kdreg.inputs import Prepared, model_config, prepare, shared_inputs, stackable
-from kdreg.losses import TORLoss, get_loss, loss_options
+from kdreg.losses import get_loss
 from kdreg.methods import TEACHER_LOSSES
-from kdreg.metrics import task_metrics
 from kdreg.models import create_model, resolve_device
 from kdreg.noise import NoisyLabels
+from kdreg.refine import TeacherResult, refine_keep, round_record, teacher_options, teacher_result
 from kdreg.rules import folds_problem
 from kdreg.seeding import rng
-from kdreg.teacher_kinds import (GBDT_REFINE_NEEDS_FOLDS, AllRowsRejected, ensemble_size, fit_seed, train_auto,
-                                 tree_folds)
+from kdreg.teacher_kinds import AllRowsRejected, ensemble_size, fit_seed, train_auto
 from kdreg.stacked import StackedMLP
-from kdreg.trainer import BestEpochs, ResumeDir, keep_selected, TrainSettings, chunks, fingerprint, fit, predict
-
-
-@dataclass
-class TeacherResult:
-    t_dev: np.ndarray        # (N_dev, D) teacher predictions on every development sample, original units
-    t_test: np.ndarray       # (M, D)
-    states: list[dict]       # one state_dict per cross-fit teacher
-    model_config: dict
-    metrics: dict
-    y_scaler: Standardizer
-    x_scaler: Standardizer | None
-
-
-def _teacher_options(config: dict) -> tuple[TrainSettings, str, int, int]:
-    settings = TrainSettings.from_dict(config.get("train"))
-    loss_name = config.get("loss", "mse")
-    for key in ("loss", "refine_loss"):
-        if config.get(key) is not None and config[key] not in TEACHER_LOSSES:
-            raise ValueError(f"teacher.{key} must be one of {sorted(TEACHER_LOSSES)}, got {config[key]!r}")
-    k_folds, rounds = int(config.get("cross_fit", 1)), int(config.get("refine_rounds", 0))
-    if k_folds < 1 or rounds < 0:
-        raise ValueError(f"teacher.cross_fit must be >= 1 and refine_rounds >= 0, got {k_folds}, {rounds}")
-    return settings, loss_name, k_folds, rounds
-
-
-def _teacher_result(dataset: Dataset, data: Prepared, t_train, t_val, t_test, states, mcfg, best_epochs,
-                    history, epochs_trained: int) -> TeacherResult:
-    """Assemble predictions (standardized in, original units out) and metrics of one teacher."""
-    t_dev = np.zeros(dataset.y_dev.shape, dtype=np.float32)
-    t_dev[~dataset.val] = data.y_scaler.inverse(t_train)
-    t_dev[dataset.val] = data.y_scaler.inverse(t_val)
-    t_test = data.y_scaler.inverse(t_test)
-    metrics = task_metrics(t_test, dataset.y_test, dataset.task)
-    metrics.update(best_epochs=best_epochs, epochs_trained=epochs_trained, refine=history,
-                   train_rmse_vs_clean=M.rmse(t_dev[~dataset.val], dataset.y_dev[~dataset.val]))
-    return TeacherResult(t_dev=t_dev, t_test=t_test, states=states, model_config=mcfg, metrics=metrics,
-                         y_scaler=data.y_scaler, x_scaler=data.x_scaler)
+from kdreg.trainer import BestEpochs, ResumeDir, keep_selected, chunks, fingerprint, fit, predict
+from kdreg.tree_teacher import train_tree_teachers
 
 
 def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int, device: str = "auto",
@@ -77,25 +38,18 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
     if config.get("kind") == "auto":
         return train_auto(dataset, [noisy], config, [seed], train_teachers, train_teacher, device=device,
                           stacked=False)[0]
-    trees = config.get("kind") == "gbdt"  # boosted trees (kdreg.gbdt) in place of each network, on the CPU
-    if trees:
-        config = tree_folds(config)
-        _gbdt_problem(dataset, config)
-    dev = resolve_device("cpu" if trees else device)
+    if config.get("kind") == "gbdt":  # boosted trees (kdreg.tree_teacher) in place of each network, on the CPU
+        return train_tree_teachers(dataset, [noisy], config, [seed])[0]
+    dev = resolve_device(device)
     data = prepare(dataset, noisy, dev)
-    settings, loss_name, k_folds, rounds = _teacher_options(config)
+    settings, loss_name, k_folds, rounds = teacher_options(config)
     n_models = ensemble_size(config)
     n = len(data.x)
     if problem := folds_problem(n, k_folds):
         raise ValueError(problem)
     fold = (rng(seed, "folds").permutation(n) % k_folds if k_folds > 1
             else np.zeros(n, dtype=int))
-    if trees:
-        from kdreg.gbdt import fit_gbdt
-        options, y_val = config.get("gbdt") or {}, data.y_scaler.transform(data.y_val)  # y_val standardized
-        mcfg = {"kind": "gbdt", "in_dim": int(data.x.shape[1]), "out_dim": int(data.y.shape[1])}
-    else:
-        mcfg = model_config(dataset, config.get("model", {}), role="teacher")
+    mcfg = model_config(dataset, config.get("model", {}), role="teacher")
     keep = np.ones(n, dtype=bool)
     history, epochs_trained = [], 0
     for rnd in range(rounds + 1):
@@ -112,42 +66,22 @@ def train_teacher(dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int,
             own = fold == k if k_folds > 1 else np.ones(n, dtype=bool)
             preds = []
             for m in range(n_models):
-                if trees:  # its kept trees per label dimension stand where a network's best epoch does
-                    model, best_epoch = fit_gbdt(data.x[train_idx].numpy(), data.y[train_idx].numpy(),
-                                                 data.x_val.numpy(), y_val, options, fit_seed(seed, k, rnd, m))
-                    trained = 0
-                else:
-                    model, best_epoch, trained = _fit_teacher(mcfg, data, train_idx, round_loss, settings,
-                                                              fit_seed(seed, k, rnd, m), dev,
-                                                              desc=f"teacher {k + 1}/{k_folds} round {rnd}")
+                model, best_epoch, trained = _fit_teacher(mcfg, data, train_idx, round_loss, settings,
+                                                          fit_seed(seed, k, rnd, m), dev,
+                                                          desc=f"teacher {k + 1}/{k_folds} round {rnd}")
                 preds.append(predict(model, data.x[torch.as_tensor(np.flatnonzero(own), device=dev)]))
                 models.append(model)
                 best_epochs.append(best_epoch)
                 epochs_trained += trained
             t_train[own] = preds[0] if n_models == 1 else np.mean(preds, axis=0)
         if rnd < rounds:
-            keep, readmitted = _refine_keep(config, data, t_train)
-            history.append(_round_record(rnd, keep, readmitted, config))
+            keep, readmitted = refine_keep(config, data, t_train)
+            history.append(round_record(rnd, keep, readmitted, config))
 
     t_val = np.mean([predict(m, data.x_val) for m in models], axis=0)
     t_test = np.mean([predict(m, data.x_test) for m in models], axis=0)
-    result = _teacher_result(dataset, data, t_train, t_val, t_test, [m.state_dict() for m in models], mcfg,
-                             [] if trees else best_epochs, history, epochs_trained)
-    if trees:
-        result.metrics["trees"] = best_epochs  # per fit, the trees kept per label dimension
-    return result
-
-
-def _gbdt_problem(dataset: Dataset, config: dict) -> None:
-    """Refuse a tree teacher the data or settings do not allow (the params check says the same before any job)."""
-    if dataset.x_dev.ndim != 2 or dataset.e_dev is not None:
-        raise ValueError("teacher.kind gbdt reads tables (one row of inputs per sample), not images; "
-                         "use kind network or ensemble")
-    if config.get("loss", "mse") != "mse" or config.get("refine_loss") not in (None, "mse"):
-        raise ValueError("teacher.kind gbdt takes its loss from teacher.gbdt.loss (squared_error | absolute_error "
-                         "| quantile); leave teacher.loss and refine_loss at mse")
-    if int(config.get("refine_rounds", 0)) and int(config.get("cross_fit", 1)) == 1:
-        raise ValueError(GBDT_REFINE_NEEDS_FOLDS)
+    return teacher_result(dataset, data, t_train, t_val, t_test, [m.state_dict() for m in models], mcfg,
+                           best_epochs, history, epochs_trained)
 
 
 def _fit_teacher(mcfg, data: Prepared, train_idx, loss_name: str, settings, seed, dev, desc):
@@ -175,70 +109,22 @@ def _teacher_loss(loss_name: str, y: torch.Tensor) -> torch.nn.Module:
     return loss_fn.fit(y) if hasattr(loss_fn, "fit") else loss_fn
 
 
-def _refine_keep(config: dict, data: Prepared, t_train: np.ndarray) -> tuple[np.ndarray, int]:
-    """The samples a refinement round keeps: TOR (``config["tor"]``) of the labels against the previous round's
-    out-of-fold predictions ``t_train`` (standardized), ``(N,)`` bool; then, with ``refine_readmit``, the rejected
-    rows of rejected regions back in (:func:`readmit_rejected_regions`). Also how many rows that re-admitted."""
-    tor = TORLoss(**_tor_options(config.get("tor")), label_scale=data.y_scaler.scale)
-    t = torch.as_tensor(t_train, device=data.y.device)
-    keep = tor.fit(data.y, t).keep_mask(data.y, t).cpu().numpy()
-    readmitted = 0
-    if config.get("refine_readmit"):
-        guard = config["refine_readmit"]
-        guarded = readmit_rejected_regions(data.x.cpu().numpy(), keep, guard["neighbours"], guard["share"])
-        readmitted, keep = int(guarded.sum() - keep.sum()), guarded
-    if not keep.any():
-        raise AllRowsRejected()
-    return keep, readmitted
-
-
-def readmit_rejected_regions(x: np.ndarray, keep: np.ndarray, neighbours: int, share: float) -> np.ndarray:
-    """``keep`` with every rejected row whose neighbourhood (itself and its ``neighbours`` nearest rows in the
-    standardized inputs ``x`` (N, F)) is rejected in a share above ``share`` kept again.
-
-    Why: label noise falls on rows at random, so rejected rows are scattered among kept ones (at a corrupted share
-    p, a neighbourhood of 21 is 90% rejected with probability below 1e-5 for p <= 0.4). A region rejected whole is
-    one the teacher did not fit (a redescending loss stops learning where it starts far off); a refit that never
-    sees it extrapolates there, and every student reading that teacher fails with it.
-    """
-    from sklearn.neighbors import NearestNeighbors
-    if x.ndim != 2:
-        raise ValueError(f"teacher.refine_readmit finds rejected regions among a table's rows; these inputs are "
-                         f"{x.ndim}-D (images): remove refine_readmit")
-    n = len(keep)
-    k = min(neighbours, n - 1)
-    if k < 1 or keep.all():
-        return keep
-    nearest = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)  # (N, k+1), self incl.
-    rejected_share = (~keep)[nearest].mean(axis=1)
-    return keep | (rejected_share > share)
-
-
-def _round_record(rnd: int, keep: np.ndarray, readmitted: int, config: dict) -> dict:
-    """A refinement round in the teacher's metrics: the share of rows it kept (and re-admitted, with the guard)."""
-    record = {"round": rnd, "kept_fraction": float(keep.mean())}
-    if config.get("refine_readmit"):
-        record["readmitted_fraction"] = readmitted / len(keep)
-    return record
-
-
-def _tor_options(cfg: dict | None) -> dict:
-    return loss_options("tor", {"tor": cfg or {}})
-
-
 def train_teachers(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int],
                    device: str = "auto", stacked: bool = True, stack_size: int = 0,
                    resume: ResumeDir | None = None) -> list[TeacherResult]:
     """One teacher per (noisy labels, seed). MLP teachers train in stacks of ``stack_size`` fits (0: all): a member's
     K cross-fit fits share its stack, and so do a refined teacher's rounds when its refits use MSE (the rows a
     member rejected weigh zero); refits with another loss run one at a time; CNNs, and folds of unequal size, one
-    after another. Results match :func:`train_teacher` per seed, to float rounding."""
+    after another; boosted trees as :func:`kdreg.tree_teacher.train_tree_teachers` hands them out. Results match
+    :func:`train_teacher` per seed, to float rounding."""
     if config.get("kind") == "auto":
         return train_auto(dataset, noisies, config, seeds, train_teachers, train_teacher, device=device,
                           stacked=stacked, stack_size=stack_size, resume=resume)
-    _, loss_name, k_folds, rounds = _teacher_options(config)
+    if config.get("kind") == "gbdt":
+        return train_tree_teachers(dataset, noisies, config, seeds)
+    _, loss_name, k_folds, rounds = teacher_options(config)
     mcfg = model_config(dataset, config.get("model", {}), role="teacher")
-    if config.get("kind") == "gbdt" or not stackable(mcfg, stacked) or int((~dataset.val).sum()) % k_folds:
+    if not stackable(mcfg, stacked) or int((~dataset.val).sum()) % k_folds:
         return [train_teacher(dataset, n, config, s, device) for n, s in zip(noisies, seeds)]
     fits_each = k_folds * ensemble_size(config)
     per_stack = max(1, (stack_size or len(seeds) * fits_each) // fits_each)  # members whose K×M fits share a stack
@@ -263,15 +149,15 @@ def _rounds_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, 
                     resume: ResumeDir | None) -> list[TeacherResult]:
     """Every round of :func:`train_teacher` for B members as stacks: round 0 with the teacher's loss, each refit
     with MSE on the rows the member's TOR kept against its previous round's out-of-fold predictions."""
-    _, _, _, rounds = _teacher_options(config)
+    _, _, _, rounds = teacher_options(config)
     dev = resolve_device(device)
     keeps, history, spent = None, [[] for _ in seeds], np.zeros(len(seeds), dtype=int)
     for rnd in range(rounds):
         out = _round_stacked(dataset, noisies, config, seeds, device, resume, rnd, keeps)
-        kept = [_refine_keep(config, prepare(dataset, noisy, dev), t_train) for noisy, (t_train, _) in zip(noisies, out)]
+        kept = [refine_keep(config, prepare(dataset, noisy, dev), t_train) for noisy, (t_train, _) in zip(noisies, out)]
         keeps = [keep for keep, _ in kept]
         for b, ((keep, readmitted), (_, trained)) in enumerate(zip(kept, out)):
-            history[b].append(_round_record(rnd, keep, readmitted, config))
+            history[b].append(round_record(rnd, keep, readmitted, config))
             spent[b] += trained
     return _round_stacked(dataset, noisies, config, seeds, device, resume, rounds, keeps, (history, spent))
 
@@ -286,7 +172,7 @@ def _round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
     member b kept (``keeps``), with MSE. With ``earlier`` (the members' refinement history and epochs of the rounds
     before), this is their last round and it returns each member's :class:`TeacherResult`; without, each member's
     ``(out-of-fold predictions, standardized; epochs)`` for the rounds that follow."""
-    settings, loss_name, k_folds, _ = _teacher_options(config)
+    settings, loss_name, k_folds, _ = teacher_options(config)
     mcfg = model_config(dataset, config.get("model", {}), role="teacher")
     dev = resolve_device(device)
     preps = [prepare(dataset, n, dev) for n in noisies]
@@ -357,7 +243,7 @@ def _round_stacked(dataset: Dataset, noisies: list[NoisyLabels], config: dict, s
             results.append((t_train, epochs))
             continue
         history, spent = earlier
-        results.append(_teacher_result(
+        results.append(teacher_result(
             dataset, prep, t_train, np.mean([p_val[m] for m in own], axis=0),
             np.mean([p_test[m] for m in own], axis=0), [states[m] for m in own], mcfg,
             [int(tracker.epoch[m]) for m in own], history[b], epochs + int(spent[b])))
