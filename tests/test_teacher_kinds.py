@@ -118,6 +118,42 @@ def test_an_ensemble_teacher_through_the_cli_counts_and_evaluates_every_network(
     assert evaluated["rmse"] == pytest.approx(trained["rmse"], rel=1e-5)
 
 
+def test_an_auto_teacher_over_network_and_ensemble_saves_the_size_of_the_kind_it_chose(tmp_path):
+    """`kind: auto` over [network, ensemble] with an ensemble_size: a model that keeps the network deploys one
+    network, one that keeps the ensemble all of them (a saved network choice used to be refused after training)."""
+    import json
+
+    import yaml
+
+    from kdreg.cli import main as cli
+    data, out = tmp_path / "clean.npz", tmp_path / "teacher"
+    make_sinusoid(n_train=100, n_test=20, seed=0).save(data)
+    one = 1 * 16 + 16 + 16 * 16 + 16 + 16 * 1 + 1                         # a 1-16-16-1 network: 321 parameters
+    cfg = {**TEACHER, "kind": "auto", "auto_kinds": ["network", "ensemble"], "ensemble_size": 3}
+    chosen = {}
+    for seed in range(4):
+        noisy = tmp_path / f"noisy{seed}.npz"
+        assert cli(["corrupt", "--data", str(data), "--level", "0.3", "--seed", str(seed), "--out", str(noisy)]) == 0
+        run = out / f"s{seed}"
+        assert cli(["train-teacher", "--data", str(data), "--noisy", str(noisy), "--config", json.dumps(cfg),
+                    "--seed", str(seed), "--device", "cpu", "--out-dir", str(run)]) == 0
+        kind = json.loads((run / "metrics.json").read_text())["teacher_kind"]
+        resolved = yaml.safe_load((run / "config.yaml").read_text())["resolved"]
+        chosen[seed] = kind
+        assert resolved["parameters"] == (3 if kind == "ensemble" else 1) * one
+    assert set(chosen.values()) == {"network", "ensemble"}, chosen          # both branches were saved
+
+
+def test_deployed_networks_counts_the_chosen_kind_only():
+    from kdreg.teacher_kinds import deployed_networks
+    auto = {"kind": "auto", "auto_kinds": ["network", "ensemble"], "ensemble_size": 3}
+    assert deployed_networks(auto, {"teacher_kind": "network"}) == 1
+    assert deployed_networks(auto, {"teacher_kind": "ensemble"}) == 3
+    assert deployed_networks({"kind": "auto"}, {"teacher_kind": "ensemble"}) == 5        # the default size
+    assert deployed_networks({"kind": "ensemble", "ensemble_size": 2}, {}) == 2
+    assert deployed_networks({}, {}) == 1 and deployed_networks({"kind": "gbdt"}, {}) == 1
+
+
 def test_the_schema_takes_the_teacher_kinds_and_refuses_others(tmp_path, committed_params):
     import yaml
 

@@ -39,10 +39,8 @@ def save_run(out: Path, kind: str, run: dict, config: dict, result, metrics: dic
     out = Path(out)
     prov = provenance()
     states = result.states if hasattr(result, "states") else [result.state]
-    from kdreg.teacher_kinds import ensemble_size
-    # an auto teacher deploys the kind it chose (its metrics' teacher_kind)
-    chosen = metrics.get("teacher_kind") or config.get("kind") or "network"
-    networks = ensemble_size({**config, "kind": chosen}) if kind == "teacher" else 1
+    from kdreg.teacher_kinds import deployed_networks
+    networks = deployed_networks(config, metrics) if kind == "teacher" else 1
     save_yaml(out / "config.yaml", {**run, "config": config, "resolved": resolved(ds, result.model_config, states,
                                                                                   networks),
                                     "provenance": prov})

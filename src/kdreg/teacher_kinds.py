@@ -35,6 +35,13 @@ def ensemble_size(config: dict) -> int:
     return size if kind == "ensemble" else 1
 
 
+def deployed_networks(config: dict, metrics: dict) -> int:
+    """The networks a trained teacher deploys: an ``auto`` teacher deploys the kind it chose (its metrics'
+    ``teacher_kind``), and only an ensemble holds more than one, whatever ``ensemble_size`` the candidates had."""
+    chosen = metrics.get("teacher_kind") or config.get("kind") or "network"
+    return ensemble_size({**config, "kind": "ensemble"}) if chosen == "ensemble" else 1
+
+
 # Trees fit their own training rows almost exactly, so their in-sample residuals cannot tell a wrong label from a
 # right one (measured: the mixture rejected every row of a clean table): rejection needs out-of-fold predictions.
 GBDT_REFINE_NEEDS_FOLDS = ("teacher.kind gbdt with refine_rounds needs out-of-fold predictions, and trees fit their "
