@@ -81,26 +81,26 @@ def test_default_params_dry_run(tmp_path):
     # the sinusoid's 12 distinct teachers: mse, huber, tukey, refined, cross-fitted, two under gaussian noise, one
     # at n_train 200, the mixture likelihood, the Tukey teacher refitted after mad or after mixture rejection
     # (the rejection study's refit_mixture and refit_weight share one: mode is a student setting), and that refit
-    # with the refinement guard (refit_readmit and recommended share it), and the 13th: that teacher's kind chosen
-    # on validation between it and an ensemble of three (readmit_auto)
-    assert counts["train_teachers"] == 13 + kinds * len(suite) + 2
+    # with the refinement guard (refit_readmit and recommended share it), and two more: that teacher's kind chosen
+    # on validation between it and an ensemble of three (readmit_auto), and that ensemble alone (readmit_ensemble)
+    assert counts["train_teachers"] == 14 + kinds * len(suite) + 2
     # students: a group's methods not trained by an earlier variant, in two jobs (pipeline.student_jobs): on the
     # sinusoid 12 groups of students with something left to train (sweep_w4_n1000 shares all its students with
     # the default and teacher_tukey), two jobs each; two per suite table
-    # the rejection study and recommended add 18 jobs (a job whose methods all train elsewhere already is not one:
+    # the rejection study and recommended add 20 jobs (a job whose methods all train elsewhere already is not one:
     # refit_readmit's students are recommended's)
-    assert counts["train_students"] == 2 * 12 + 18 + 2 * kinds * len(suite) + 4
+    assert counts["train_students"] == 2 * 12 + 20 + 2 * kinds * len(suite) + 4
     assert counts["aggregate"] == 1 + len(params["variants"]) + kinds * len(suite) + 1  # + digits' default run
     assert counts["study"] == len(params["studies"]) and counts["benchmark_summary"] == kinds
     # the frontier trains students only: one job per source (recommended's sinusoid, each suite table per kind),
     # at teachers counted above; one table, a figure per dataset and a summary
     assert counts["train_frontier"] == 1 + kinds * len(suite) and counts["frontier_table"] == 1
     assert counts["plot_frontier"] == 1 + len(suite) and counts["plot_frontier_summary"] == 1
-    # one job per method instead: the same students, 112 jobs on the sinusoid
+    # one job per method instead: the same students, 115 jobs on the sinusoid
     per_method_jobs(tmp_path)
     counts = job_counts(snakemake(tmp_path, "-n", "all").stdout)
     digit_methods = params["datasets"]["digits"]["overrides"]["methods"]
-    assert counts["train_students"] == 112 + kinds * len(suite) * len(params["methods"]) + len(digit_methods) + 3
+    assert counts["train_students"] == 115 + kinds * len(suite) * len(params["methods"]) + len(digit_methods) + 3
 
 
 @pytest.mark.parametrize("edit, message", [
