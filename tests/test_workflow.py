@@ -78,7 +78,7 @@ def test_default_params_dry_run(tmp_path):
     # student jobs for the default methods and two for the three that read the recommended teacher
     assert counts["corrupt"] == 3 + kinds * len(suite) + 1  # one job per group of noisy sets: all levels x seeds
     assert counts["make_data"] == 2 + len(suite) + 1        # a table's clean data serves both noise kinds
-    # the sinusoid's 12 distinct teachers: mse, huber, tukey, refined, cross-fitted, two under gaussian noise, one
+    # the sinusoid's 14 distinct teachers: mse, huber, tukey, refined, cross-fitted, two under gaussian noise, one
     # at n_train 200, the mixture likelihood, the Tukey teacher refitted after mad or after mixture rejection
     # (the rejection study's refit_mixture and refit_weight share one: mode is a student setting), and that refit
     # with the refinement guard (refit_readmit and recommended share it), and two more: that teacher's kind chosen
