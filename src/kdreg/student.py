@@ -222,6 +222,14 @@ def train_method_students(dataset: Dataset, noisies: list[NoisyLabels], t_devs: 
     ``t_devs``: each member's teacher predictions (``None`` allowed when no method reads the teacher).
     """
     setups = {m: _student_setup(dataset, m, cfg, t_devs) for m, cfg in configs.items()}
+    by_restarts: dict[int, list[str]] = {}
+    for m, cfg in configs.items():
+        by_restarts.setdefault(restarts(cfg), []).append(m)
+    if len(by_restarts) > 1:
+        return {m: r for ms in by_restarts.values() for m, r in train_method_students(
+            dataset, noisies, t_devs, {m: configs[m] for m in ms}, seeds, device, stacked, stack_size, resume).items()}
+    if next(iter(by_restarts)) > 1:
+        return _best_of_restarts(dataset, noisies, t_devs, configs, seeds, device, stacked, stack_size, resume)
     if not all(stackable(mcfg, stacked) for _, _, mcfg in setups.values()):
         return {m: [train_student(dataset, n, t, m, cfg, s, device) for n, t, s in zip(noisies, t_devs, seeds)]
                 for m, cfg in configs.items()}
@@ -239,6 +247,49 @@ def train_method_students(dataset: Dataset, noisies: list[NoisyLabels], t_devs: 
                 out[m] += r
         return out
     return _train_stacked(dataset, noisies, t_devs, configs, setups, seeds, resolve_device(device), resume)
+
+
+def restarts(config: dict) -> int:
+    """How many initializations a student config trains per model (``restarts``, default 1)."""
+    value = config.get("restarts", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"student restarts must be a whole number >= 1, not {value!r}: fix the student's "
+                         "'restarts' in params.yaml")
+    return value
+
+
+def restart_seed(seed: int, restart: int) -> int:
+    """Restart 0 is the student's usual seed (``restarts: 1`` trains exactly today's students); the others
+    draw their own initialization and batches."""
+    return seed if restart == 0 else derive_seed(seed, "student-restart", restart)
+
+
+def _best_of_restarts(dataset, noisies, t_devs, configs, seeds, device, stacked, stack_size,
+                      resume) -> dict[str, list[StudentResult]]:
+    """Train every model from ``restarts`` initializations (all in the same stacks) and keep, per model and method,
+    the one with the lowest validation error (``val_error``: its headline head's robust error on the noisy
+    validation split, as the best epoch is chosen; never the test split). A restart that fails to fit (a seed
+    stuck in a poor minimum of a 4-unit student) is then replaced by one that did.
+
+    (R restarts, B models) train as R·B stacked members: member ``r·B + b`` is model ``b``'s restart ``r``."""
+    n_restarts = restarts(next(iter(configs.values())))
+    single = {m: {k: v for k, v in cfg.items() if k != "restarts"} for m, cfg in configs.items()}
+    all_seeds = [restart_seed(s, r) for r in range(n_restarts) for s in seeds]
+    trained = train_method_students(dataset, list(noisies) * n_restarts, list(t_devs) * n_restarts, single,
+                                    all_seeds, device, stacked, stack_size, resume)
+    out = {}
+    for m, runs in trained.items():
+        out[m] = []
+        for b in range(len(seeds)):
+            tries = [runs[r * len(seeds) + b] for r in range(n_restarts)]
+            errors = np.array([t.metrics["val_error"] for t in tries], dtype=np.float64)
+            best = int(np.argmin(np.where(np.isnan(errors), np.inf, errors)))  # ties: the lowest restart
+            chosen = tries[best]
+            chosen.metrics.update(restarts=n_restarts, restart=best,
+                                  restart_val_error_worst=float(np.nanmax(errors)) if not np.isnan(errors).all()
+                                  else float("nan"))
+            out[m].append(chosen)
+    return out
 
 
 class _MethodStacks(nn.Module):

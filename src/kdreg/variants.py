@@ -120,13 +120,15 @@ def apply_overrides(params: dict, overrides: dict, variant: str, section: str = 
 
 # a teacher's keys that are absent unless set (the schema gives them no default, so a default run's keys stay)
 OPTIONAL_TEACHER_KEYS = ("kind", "auto_kinds", "ensemble_size", "gbdt", "refine_readmit")
+OPTIONAL_STUDENT_KEYS = ("restarts",)
 
 
 def _open_key(parents: list[str], last: str) -> bool:
     """Keys that are optional and absent by default: any key of a table's ``model: {}``, a ``train`` section or a
-    loss's options, and a teacher's optional settings."""
+    loss's options, and a teacher's or student's optional settings."""
     return bool(parents) and (parents[-1] in ("model", "train") or parents[:1] == ["loss_options"]
-                              or (parents[-1] == "teacher" and last in OPTIONAL_TEACHER_KEYS))
+                              or (parents[-1] == "teacher" and last in OPTIONAL_TEACHER_KEYS)
+                              or (parents[-1] == "student" and last in OPTIONAL_STUDENT_KEYS))
 
 
 def resolve(params: dict, schema_path, source: str = "params.yaml") -> dict[str, dict]:
