@@ -6,7 +6,7 @@ from conftest import ROOT, sinusoid_group
 
 from kdreg.config import load_params
 from kdreg.student import restart_seed, restarts
-from kdreg.train import train_method_students, train_students
+from kdreg.train import train_method_students, train_student, train_students
 
 MEMBERS = [(0.0, 0), (0.3, 1), (0.3, 2)]
 STUDENT = {"model": {"hidden": [4]}, "train": {"epochs": 60, "lr": 0.02},
@@ -55,6 +55,20 @@ def test_each_model_keeps_its_restart_with_the_lowest_validation_error(group, me
         for k, v in tries[r][b].state.items():
             torch.testing.assert_close(res.state[k], v, rtol=1e-4, atol=1e-5)
         assert res.metrics["val_error"] <= max(errors)
+
+
+def test_one_student_alone_gets_its_restarts_too(group):
+    """`kdreg train-student` trains one model with train_student: restarts must not be ignored there."""
+    ds, noisies, seeds = group
+    t_dev = ds.y_dev + 0.01
+    cfg = {**STUDENT, "restarts": 3}
+    alone = train_student(ds, noisies[1], t_dev, "tor_multitask", cfg, seeds[1], "cpu")
+    stacked = train_students(ds, noisies[1:2], [t_dev], "tor_multitask", cfg, seeds[1:2], "cpu")[0]
+    assert alone.metrics["restarts"] == 3 and alone.metrics["restart"] == stacked.metrics["restart"]
+    assert alone.metrics["rmse"] == pytest.approx(stacked.metrics["rmse"], rel=1e-4)
+    tries = [train_student(ds, noisies[1], t_dev, "tor_multitask", STUDENT, restart_seed(seeds[1], r), "cpu")
+             for r in range(3)]
+    assert alone.metrics["val_error"] == min(t.metrics["val_error"] for t in tries)
 
 
 def test_methods_with_other_restarts_train_apart(group):

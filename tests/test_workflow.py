@@ -88,19 +88,20 @@ def test_default_params_dry_run(tmp_path):
     # sinusoid 12 groups of students with something left to train (sweep_w4_n1000 shares all its students with
     # the default and teacher_tukey), two jobs each; two per suite table
     # the rejection study and recommended add 20 jobs (a job whose methods all train elsewhere already is not one:
-    # refit_readmit's students are recommended's), and the restarts study 2 (its teachers are readmit_auto's)
-    assert counts["train_students"] == 2 * 12 + 22 + 2 * kinds * len(suite) + 4
+    # refit_readmit's students are recommended's), and the restarts study 4 (its teachers are the default's and
+    # readmit_auto's; readmit_auto_restarts' scratch and oracle are students_restarts')
+    assert counts["train_students"] == 2 * 12 + 24 + 2 * kinds * len(suite) + 4
     assert counts["aggregate"] == 1 + len(params["variants"]) + kinds * len(suite) + 1  # + digits' default run
     assert counts["study"] == len(params["studies"]) and counts["benchmark_summary"] == kinds
     # the frontier trains students only: one job per source (recommended's sinusoid, each suite table per kind),
     # at teachers counted above; one table, a figure per dataset and a summary
     assert counts["train_frontier"] == 1 + kinds * len(suite) and counts["frontier_table"] == 1
     assert counts["plot_frontier"] == 1 + len(suite) and counts["plot_frontier_summary"] == 1
-    # one job per method instead: the same students, 120 jobs on the sinusoid
+    # one job per method instead: the same students, 130 jobs on the sinusoid
     per_method_jobs(tmp_path)
     counts = job_counts(snakemake(tmp_path, "-n", "all").stdout)
     digit_methods = params["datasets"]["digits"]["overrides"]["methods"]
-    assert counts["train_students"] == 120 + kinds * len(suite) * len(params["methods"]) + len(digit_methods) + 3
+    assert counts["train_students"] == 130 + kinds * len(suite) * len(params["methods"]) + len(digit_methods) + 3
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -162,8 +162,11 @@ def train_student(dataset: Dataset, noisy: NoisyLabels, t_dev: np.ndarray | None
     """Train one student with ``method``'s loss against the cached teacher predictions ``t_dev``.
 
     ``config``: ``model``, ``train``, ``loss_options`` (per-method loss options, as in params.yaml), ``predict_head``
-    (label | teacher | mean: the output used for the headline metric of two-headed students).
+    (label | teacher | mean: the output used for the headline metric of two-headed students), ``restarts``
+    (initializations tried, the best on validation kept: :func:`_best_of_restarts`).
     """
+    if restarts(config) > 1:
+        return train_method_students(dataset, [noisy], [t_dev], {method: config}, [seed], device, stacked=False)[method][0]
     spec, settings, mcfg = _student_setup(dataset, method, config, [t_dev])
     dev = resolve_device(device)
     data = prepare(dataset, noisy, dev)
