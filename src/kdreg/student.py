@@ -213,6 +213,14 @@ def _fit_key(config: dict) -> str:
     return json.dumps(config.get("train"), sort_keys=True, default=str)
 
 
+def _group_methods(configs: dict[str, dict], key) -> dict:
+    """``{key(config): [method, ...]}`` in the methods' order: the methods that can train together."""
+    groups: dict = {}
+    for m, cfg in configs.items():
+        groups.setdefault(key(cfg), []).append(m)
+    return groups
+
+
 def train_method_students(dataset: Dataset, noisies: list[NoisyLabels], t_devs: list, configs: dict[str, dict],
                           seeds: list[int], device: str = "auto", stacked: bool = True, stack_size: int = 0,
                           resume: ResumeDir | None = None) -> dict[str, list[StudentResult]]:
@@ -225,23 +233,24 @@ def train_method_students(dataset: Dataset, noisies: list[NoisyLabels], t_devs: 
     ``t_devs``: each member's teacher predictions (``None`` allowed when no method reads the teacher).
     """
     setups = {m: _student_setup(dataset, m, cfg, t_devs) for m, cfg in configs.items()}
-    by_restarts: dict[int, list[str]] = {}
-    for m, cfg in configs.items():
-        by_restarts.setdefault(restarts(cfg), []).append(m)
-    if len(by_restarts) > 1:
-        return {m: r for ms in by_restarts.values() for m, r in train_method_students(
+
+    def apart(groups: list[list[str]]) -> dict[str, list[StudentResult]]:
+        return {m: r for ms in groups for m, r in train_method_students(
             dataset, noisies, t_devs, {m: configs[m] for m in ms}, seeds, device, stacked, stack_size, resume).items()}
-    if next(iter(by_restarts)) > 1:
-        return _best_of_restarts(dataset, noisies, t_devs, configs, seeds, device, stacked, stack_size, resume)
+
+    by_restarts = _group_methods(configs, restarts)
+    if len(by_restarts) > 1:
+        return apart(list(by_restarts.values()))
+    n_restarts = next(iter(by_restarts), 1)
+    if n_restarts > 1:
+        return _best_of_restarts(dataset, noisies, t_devs, configs, seeds, n_restarts, device, stacked, stack_size,
+                                 resume)
     if not all(stackable(mcfg, stacked) for _, _, mcfg in setups.values()):
         return {m: [train_student(dataset, n, t, m, cfg, s, device) for n, t, s in zip(noisies, t_devs, seeds)]
                 for m, cfg in configs.items()}
-    by_fit: dict[str, list[str]] = {}
-    for m in setups:
-        by_fit.setdefault(_fit_key(configs[m]), []).append(m)
+    by_fit = _group_methods(configs, _fit_key)
     if len(by_fit) > 1:
-        return {m: r for ms in by_fit.values() for m, r in train_method_students(
-            dataset, noisies, t_devs, {m: configs[m] for m in ms}, seeds, device, stacked, stack_size, resume).items()}
+        return apart(list(by_fit.values()))
     if stack_size and len(seeds) > stack_size:
         out: dict[str, list[StudentResult]] = {m: [] for m in configs}
         for c in chunks(len(seeds), stack_size):
@@ -267,15 +276,14 @@ def restart_seed(seed: int, restart: int) -> int:
     return seed if restart == 0 else derive_seed(seed, "student-restart", restart)
 
 
-def _best_of_restarts(dataset, noisies, t_devs, configs, seeds, device, stacked, stack_size,
+def _best_of_restarts(dataset, noisies, t_devs, configs, seeds, n_restarts, device, stacked, stack_size,
                       resume) -> dict[str, list[StudentResult]]:
-    """Train every model from ``restarts`` initializations (all in the same stacks) and keep, per model and method,
+    """Train every model from ``n_restarts`` initializations (all in the same stacks) and keep, per model and method,
     the one with the lowest validation error (``val_error``: its headline head's robust error on the noisy
     validation split, as the best epoch is chosen; never the test split). A restart that fails to fit (a seed
     stuck in a poor minimum of a 4-unit student) is then replaced by one that did.
 
     (R restarts, B models) train as R·B stacked members: member ``r·B + b`` is model ``b``'s restart ``r``."""
-    n_restarts = restarts(next(iter(configs.values())))
     single = {m: {k: v for k, v in cfg.items() if k != "restarts"} for m, cfg in configs.items()}
     all_seeds = [restart_seed(s, r) for r in range(n_restarts) for s in seeds]
     trained = train_method_students(dataset, list(noisies) * n_restarts, list(t_devs) * n_restarts, single,
@@ -289,8 +297,7 @@ def _best_of_restarts(dataset, noisies, t_devs, configs, seeds, device, stacked,
             best = int(np.argmin(np.where(np.isnan(errors), np.inf, errors)))  # ties: the lowest restart
             chosen = tries[best]
             chosen.metrics.update(restarts=n_restarts, restart=best,
-                                  restart_val_error_worst=float(np.nanmax(errors)) if not np.isnan(errors).all()
-                                  else float("nan"))
+                                  restart_val_error_worst=float(np.fmax.reduce(errors)))  # NaN only if all are
             out[m].append(chosen)
     return out
 
