@@ -1,16 +1,20 @@
-"""Teacher kinds on the benchmark suite's tables: how good is each teacher, and which one would validation pick?
+"""Teacher kinds on the benchmark suite's tables: how good is each teacher, and what do its students make of it?
 
     python benchmarks/teacher_kinds.py [--params params.yaml] [--levels 0 0.4] [--seeds 5] [--ensemble-size 3]
-                                       [--datasets boston ...] [--out teacher_kinds.csv]
+                                       [--kinds network ensemble gbdt] [--methods kd tor tor_multitask]
+                                       [--teachers-only] [--datasets boston ...] [--out teacher_kinds.csv]
 
-For every suite table and noise kind, at each level and seed, it trains the suite's teacher (``network``: its
-params, a Tukey 3×128 MLP refitted with MSE on what the mixture keeps), an ``ensemble`` of that network, and
-boosted trees (``gbdt``, squared and absolute error; the same refit round, on 5-fold out-of-fold predictions) on
-the same noisy labels, and prints
-each one's test RMSE (mean over seeds), what ``kind: auto`` would keep per model (the lowest noisy-validation
-median absolute error), and the ratios the committed suite tables let us form: the teacher over the committed
-``scratch`` student at p = 0 and over the committed ``oracle`` at the top level. Only teachers are trained; the
-committed means come from ``results/tables/{name}.csv``, made on the CPU named in ``results/machine.json``.
+For every suite table and noise kind, at each level and seed, it trains each teacher kind on the same noisy labels,
+with the suite's settings as ``kind: auto`` gives them to its candidates (``network``: a Tukey 3×128 MLP refitted
+with MSE on what the mixture keeps; ``ensemble``: the mean of ``--ensemble-size`` such networks; ``gbdt``:
+absolute-error boosted trees refined on their own 5 folds' out-of-fold predictions; ``gbdt_squared``: the same
+with squared error). Then, per kind, the students of ``--methods`` (the suite's student settings) distil that
+kind's cached predictions, beside ``scratch`` and ``oracle`` trained once on the same labels and seeds. ``auto``
+rows are what ``kind: auto`` would give over a set of the kinds: per model, the kind with the lowest
+noisy-validation median absolute error (never test), and that kind's students. It prints the suite's target
+measures (geometric means over the tables: teacher and students over ``scratch`` at p = 0 and under ``resample``
+at the top level, over ``oracle`` under ``replace`` there), ``tor_multitask`` per table, and TOR's rejection
+precision and recall per kind. Nothing is written into ``results/``; ``--out`` keeps the per-model rows.
 """
 from __future__ import annotations
 
@@ -23,120 +27,240 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = {  # label -> teacher settings over the suite's own
-    "network": {},
-    "ensemble": {"kind": "ensemble"},
-    # trees refine on out-of-fold predictions (kdreg refuses a tree refit without cross_fit)
-    "gbdt_squared": {"kind": "gbdt", "loss": "mse", "cross_fit": 5, "gbdt": {"loss": "squared_error"}},
-    "gbdt_absolute": {"kind": "gbdt", "loss": "mse", "cross_fit": 5, "gbdt": {"loss": "absolute_error"}},
-}
+KINDS = ("network", "ensemble", "gbdt", "gbdt_squared")
+REFERENCES = ("scratch", "oracle")
 
 
-def committed_mean(name: str, level: float, model: str) -> float:
-    table = pd.read_csv(ROOT / "results" / "tables" / f"{name}.csv")
-    row = table[(table.model == model) & (table.metric == "rmse") & np.isclose(table.noise_level, level)]
-    return float(row["mean"].iloc[0]) if len(row) else float("nan")
+def kind_config(base: dict, label: str, ensemble_size: int) -> dict:
+    """The teacher config of one kind label, as the suite's ``kind: auto`` would train that candidate."""
+    from kdreg.teacher_kinds import candidate_config
+    cfg = candidate_config({**base, "ensemble_size": ensemble_size}, "gbdt" if label.startswith("gbdt") else label)
+    if label == "gbdt_squared":
+        cfg["gbdt"] = {**cfg["gbdt"], "loss": "squared_error"}
+    return cfg
 
 
-def main() -> None:
-    from kdreg.config import teacher_config
+def auto_sets(kinds: list[str]) -> dict[str, list[str]]:
+    """The candidate sets to report ``auto`` over: the suite's (network, absolute-error trees) and all run kinds."""
+    sets = {}
+    if {"network", "gbdt"} <= set(kinds):
+        sets["auto(network,gbdt)"] = ["network", "gbdt"]
+    if len(kinds) > 1:
+        sets[f"auto({','.join(kinds)})"] = list(kinds)
+    return sets
+
+
+def train_kind_teachers(ds, noisies, cfg, seeds) -> list:
+    """Every model's teacher of one kind; a model whose refit kept no row gets None (that candidate drops out)."""
+    from kdreg.teacher import train_teacher, train_teachers
+    from kdreg.teacher_kinds import AllRowsRejected
+    try:
+        return train_teachers(ds, noisies, cfg, seeds, "cpu")
+    except AllRowsRejected:  # one model's refit failed: one at a time, as kind auto does
+        out = []
+        for noisy, seed in zip(noisies, seeds):
+            try:
+                out.append(train_teacher(ds, noisy, cfg, seed, "cpu"))
+            except AllRowsRejected:
+                out.append(None)
+        return out
+
+
+def student_rows(ds, noisies, t_devs, p, dataset, methods, seeds, tags) -> list[dict]:
+    """Train every method's student per member (one stack) and return a row per (member, method)."""
+    from kdreg.config import student_config
+    from kdreg.student import train_method_students
+    results = train_method_students(ds, noisies, t_devs, {m: student_config(p, dataset, m) for m in methods},
+                                    seeds, "cpu")
+    rows = []
+    for m, runs in results.items():
+        for tag, r in zip(tags, runs):
+            rows.append({**tag, "model": m, "rmse": r.metrics["rmse"],
+                         "precision": r.metrics.get("rejection_precision", np.nan),
+                         "recall": r.metrics.get("rejection_recall", np.nan)})
+    return rows
+
+
+def run(args) -> pd.DataFrame:
+    from kdreg.config import load_params, teacher_config
     from kdreg.datasets import build_dataset
     from kdreg.layout import data_config
-    from kdreg.memory import keep_freed_memory
     from kdreg.noise import NoisyLabels
-    from kdreg.teacher import train_teacher, train_teachers
     from kdreg.teacher_kinds import validation_error
     from kdreg.variants import benchmark_datasets, benchmark_kinds, resolve, result_names
-
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default=str(ROOT / "params.yaml"))
-    ap.add_argument("--levels", type=float, nargs="+", default=[0.0, 0.4])
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--ensemble-size", type=int, default=3)
-    ap.add_argument("--datasets", nargs="+")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", help="also write the per-model rows here (CSV)")
-    args = ap.parse_args()
-    keep_freed_memory()
-    torch.set_num_threads(args.threads)
-    from kdreg.config import load_params
     params = load_params(args.params)
     names = result_names(params, resolve(params, ROOT / "workflow/schemas/params.schema.yaml", args.params))
-    rows, start = [], time.perf_counter()
+    rows = []
     for dataset in args.datasets or benchmark_datasets(params):
         for noise_kind in benchmark_kinds(params):
             name = f"{dataset}-benchmark_{noise_kind}"
             p = names[name][1]
             ds = build_dataset(dataset, data_config(p, dataset))
             members = [(lvl, s) for lvl in args.levels for s in range(args.seeds)]
+            seeds = [s for _, s in members]
             noisies = [NoisyLabels.make(ds.y_dev, noise_kind, lvl, s, p["noise"]["spread"]) for lvl, s in members]
-            base = teacher_config(p, dataset)
-            for label, extra in KINDS.items():
-                cfg = {**base, **extra}
-                if label == "ensemble":
-                    cfg["ensemble_size"] = args.ensemble_size
+            tag = [{"name": name, "noise_kind": noise_kind, "level": lvl, "seed": s} for lvl, s in members]
+            t_devs, s_tags, s_noisies, s_seeds = [], [], [], []
+            for label in args.kinds:
                 t0 = time.perf_counter()
-                try:
-                    results = train_teachers(ds, noisies, cfg, [s for _, s in members], "cpu")
-                except ValueError:  # one model's refit failed (the mixture rejected every row): one at a time
-                    results = []
-                    for (lvl, s), noisy in zip(members, noisies):
-                        try:
-                            results.append(train_teacher(ds, noisy, cfg, s, "cpu"))
-                        except ValueError as err:
-                            print(f"  {name} {label} p={lvl:g} seed {s}: {err}", flush=True)
-                            results.append(None)
-                took = time.perf_counter() - t0
-                for (lvl, s), noisy, r in zip(members, noisies, results):
-                    rows.append({"name": name, "dataset": dataset, "noise_kind": noise_kind, "level": lvl, "seed": s,
-                                 "kind": label, "rmse": r.metrics["rmse"] if r else np.nan,
+                teachers = train_kind_teachers(ds, noisies, kind_config(teacher_config(p, dataset), label,
+                                                                       args.ensemble_size), seeds)
+                for t, noisy, r in zip(tag, noisies, teachers):
+                    rows.append({**t, "kind": label, "model": "teacher", "rmse": r.metrics["rmse"] if r else np.nan,
                                  "val_error": validation_error(r, ds, noisy) if r else np.inf,
-                                 "kept": (r.metrics.get("refine") or [{}])[-1].get("kept_fraction") if r else 0.0,
-                                 "seconds": took / len(members)})
-                print(f"  {name} {label}: {took:.0f} s", flush=True)
-    df = pd.DataFrame(rows)
+                                 "kept": (r.metrics.get("refine") or [{}])[-1].get("kept_fraction") if r else 0.0})
+                    if r is not None:
+                        t_devs.append(r.t_dev)
+                        s_tags.append({**t, "kind": label})
+                        s_noisies.append(noisy)
+                        s_seeds.append(t["seed"])
+                print(f"  {name} {label}: teachers {time.perf_counter() - t0:.0f} s", flush=True)
+            if args.teachers_only:
+                continue
+            t0 = time.perf_counter()
+            rows += student_rows(ds, noisies, [None] * len(noisies), p, dataset, REFERENCES, seeds,
+                                 [{**t, "kind": "reference"} for t in tag])
+            rows += student_rows(ds, s_noisies, t_devs, p, dataset, args.methods, s_seeds, s_tags)
+            print(f"  {name}: {len(s_tags) * len(args.methods) + len(tag) * 2} students "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+    return pd.DataFrame(rows)
+
+
+def with_auto(df: pd.DataFrame, kinds: list[str]) -> pd.DataFrame:
+    """Add the rows ``kind: auto`` over each candidate set would give: per model, the picked kind's rows."""
+    key = ["name", "level", "seed"]
+    teachers = df[df.model == "teacher"]
+    out = [df]
+    for label, cands in auto_sets(kinds).items():
+        t = teachers[teachers.kind.isin(cands)]
+        picked = (t.assign(_o=t.kind.map(cands.index)).sort_values(["val_error", "_o"])  # first listed of ties
+                  .groupby(key, sort=False).head(1)[key + ["kind"]])
+        chosen = df.merge(picked, on=key + ["kind"])
+        out.append(chosen.assign(picked=chosen.kind, kind=label))
+    return pd.concat(out, ignore_index=True)
+
+
+def committed_references(names: list[str], levels: list[float]) -> pd.Series:
+    """The committed suite's ``scratch`` and ``oracle`` test RMSE means, indexed like the report's means."""
+    out = {}
+    for name in names:
+        path = ROOT / "results" / "tables" / f"{name}.csv"
+        if path.exists():
+            t = pd.read_csv(path)
+            for level in levels:
+                for model in REFERENCES:
+                    row = t[(t.model == model) & (t.metric == "rmse") & np.isclose(t.noise_level, level)]
+                    if len(row):
+                        out[name, level, "reference", model] = float(row["mean"].iloc[0])
+    return pd.Series(out, dtype=float)
+
+
+def geo(ratios: pd.Series) -> float:
+    return float(np.exp(np.log(ratios).mean())) if len(ratios) else float("nan")
+
+
+def report(df: pd.DataFrame, kinds: list[str], top: float, methods: list[str]) -> None:
+    full = with_auto(df, kinds)
+    columns = list(kinds) + list(auto_sets(kinds))
+    means = full.groupby(["name", "level", "kind", "model"]).rmse.mean()
+    kept = df[df.model == "teacher"].groupby(["level", "kind"]).kept.median().unstack("kind")[list(kinds)]
+    print("\nmedian share of the rows the refit kept, over tables, noise kinds and seeds:\n" + kept.to_string())
+    failed = df[(df.model == "teacher") & df.rmse.isna()].groupby(["name", "level", "kind"]).size()
+    if len(failed):
+        print("\nrefits that failed (the mixture rejected every row; that kind dropped for the model):\n"
+              + failed.to_string())
+    names = sorted(df.name.unique())
+    has_refs = "reference" in set(df.kind)
+    if not has_refs:  # teachers only: the committed suite's scratch and oracle means (same labels and seeds)
+        means = pd.concat([means, committed_references(names, sorted(df.level.unique()))])
+    measures = [("/ scratch at p = 0", 0.0, "", "scratch"), (f"/ oracle at p = {top:g}, replace", top, "replace",
+                "oracle"), (f"/ scratch at p = {top:g}, resample", top, "resample", "scratch")]
+    models = ["teacher"] + (list(methods) if has_refs else [])
+    what = "students trained here" if has_refs else "teachers only, over the committed scratch and oracle means"
+    print(f"\ngeometric means over the tables ({what})\n")
+    print("| measure | model | " + " | ".join(columns) + " |")
+    print("|---|---|" + "---:|" * len(columns))
+    for label, level, noise, ref in measures:
+        sel = [n for n in names if n.endswith(noise) and (n, level, "reference", ref) in means.index]
+        for model in models:
+            cells = [geo(pd.Series([means.get((n, level, k, model), np.nan) / means[n, level, "reference", ref]
+                                    for n in sel]).dropna()) for k in columns]
+            print(f"| {label} | {model} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    if not has_refs:
+        return
+    picks = full[(full.model == "teacher") & full.kind.str.startswith("auto")]
+    print("\nper table: tor_multitask over the reference (p = 0 and resample: scratch; replace: oracle), and the "
+          "kinds each auto picked (models)\n")
+    print("| results name | p | " + " | ".join(columns) + " | picks |")
+    print("|---|---:|" + "---:|" * len(columns) + "---|")
+    for name in names:
+        for level in sorted(df.level.unique()):
+            ref = "oracle" if name.endswith("replace") and level > 0 else "scratch"
+            cells = [means.get((name, level, k, "tor_multitask"), np.nan) / means[name, level, "reference", ref]
+                     for k in columns]
+            got = picks[(picks.name == name) & (picks.level == level)]
+            who = "; ".join(f"{a}: " + ", ".join(f"{k} {n}" for k, n in g.picked.value_counts().items())
+                            for a, g in got.groupby("kind"))
+            print(f"| {name} | {level:g} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {who} |")
+    tor = full[(full.model == "tor") & (full.level > 0)]
+    if len(tor):
+        pr = tor.groupby(["noise_kind", "level", "kind"])[["precision", "recall"]].mean().unstack("kind")
+        print("\nTOR's rejection (tor students, mean over tables and seeds), precision / recall\n")
+        for (noise, level), row in pr.iterrows():
+            print(f"{noise} p={level:g}: " + "; ".join(f"{k} {row['precision', k]:.2f} / {row['recall', k]:.2f}"
+                                                        for k in columns if ("precision", k) in row.index))
+
+
+def check_committed(df: pd.DataFrame) -> None:
+    """The models trained here that the committed suite also trained (the same labels and seeds): ``scratch``,
+    ``oracle`` and the network teacher (its candidate's test RMSE). Stacks of another size round differently, and
+    a refit that keeps one row more or less then drifts, so most match to print precision and a few do not."""
+    close, total, worst = 0, 0, 0.0
+    for name, mine in df.groupby("name"):
+        path = ROOT / "results" / "evaluation" / f"{name}_runs.csv"
+        if not path.exists():
+            continue
+        runs = pd.read_csv(path)
+        refs = runs[runs.model.isin(REFERENCES)][["noise_level", "seed", "model", "rmse"]]
+        net = runs[runs.model == "teacher"][["noise_level", "seed", "kind_network_rmse"]].rename(
+            columns={"kind_network_rmse": "rmse"}).assign(model="teacher")
+        committed = pd.concat([refs, net]).rename(columns={"noise_level": "level", "rmse": "committed"})
+        here = mine[(mine.kind == "reference") | ((mine.kind == "network") & (mine.model == "teacher"))]
+        both = here.merge(committed, on=["level", "seed", "model"]).dropna(subset=["rmse", "committed"])
+        diff = (both.rmse / both.committed - 1).abs()
+        close, total, worst = close + int((diff < 1e-4).sum()), total + len(both), max(worst, float(diff.max()))
+    print(f"\nagainst the committed suite's runs (scratch, oracle, the network teacher): {close} of {total} within "
+          f"0.01%, the largest relative difference {worst:.3g}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default=str(ROOT / "params.yaml"))
+    ap.add_argument("--levels", type=float, nargs="+", default=[0.0, 0.4])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--ensemble-size", type=int, default=3)
+    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=["network", "ensemble", "gbdt"])
+    ap.add_argument("--methods", nargs="+", default=["kd", "tor", "tor_multitask"])
+    ap.add_argument("--teachers-only", action="store_true")
+    ap.add_argument("--datasets", nargs="+")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", help="also write the per-model rows here (CSV)")
+    args = ap.parse_args()
+    from kdreg.memory import keep_freed_memory
+    from kdreg.trees import set_tree_workers
+    keep_freed_memory()
+    torch.set_num_threads(args.threads)
+    set_tree_workers(args.threads)  # trees side by side in worker processes (the same bytes as one at a time)
+    start = time.perf_counter()
+    df = run(args)
     if args.out:
         df.to_csv(args.out, index=False, float_format="%.6g")
-    # auto per model: the kind with the lowest noisy-validation error (first listed of ties)
-    order = list(KINDS)
-    picked = (df.assign(_o=df.kind.map(order.index)).sort_values(["val_error", "_o"])
-              .groupby(["name", "level", "seed"], sort=False).head(1))
-    auto = picked.assign(kind="auto")
-    counts = picked.groupby(["name", "level"]).kind.agg(lambda k: ", ".join(f"{v} {n}" for v, n in
-                                                                          k.value_counts().items()))
-    full = pd.concat([df, auto], ignore_index=True)
-    means = full.groupby(["name", "level", "kind"], sort=False).rmse.mean().unstack("kind")[order + ["auto"]]
-    failed = df[df.rmse.isna()].groupby(["name", "level", "kind"]).size()
-    if len(failed):
-        print("\nrefits that failed (the mixture rejected every row; left out of the means):\n" + failed.to_string())
-    kept = df.groupby(["level", "kind"]).kept.median().unstack("kind")[order]
-    print("\nmedian share of the rows the refit kept, over tables, noise kinds and seeds:\n" + kept.to_string())
-    top = max(args.levels)
-    print(f"\nteachers' test RMSE, mean over {args.seeds} seeds; auto's picks per model; the committed suite's "
-          "scratch and oracle students\n")
-    print("| results name | p | " + " | ".join(order) + " | auto | auto's picks | scratch | oracle |")
-    print("|---|---:|" + "---:|" * (len(order) + 1) + "---|---:|---:|")
-    ratios = []
-    for (name, level), row in means.iterrows():
-        scratch, oracle = committed_mean(name, level, "scratch"), committed_mean(name, level, "oracle")
-        cells = " | ".join(f"{row[k]:.4g}" for k in order + ["auto"])
-        print(f"| {name} | {level:g} | {cells} | {counts[name, level]} | {scratch:.4g} | {oracle:.4g} |")
-        ratios.append({"name": name, "level": level, **{k: row[k] for k in order + ["auto"]},
-                       "scratch": scratch, "oracle": oracle})
-    r = pd.DataFrame(ratios)
-    print("\ngeometric means over the tables\n")
-    print("| measure | " + " | ".join(order + ["auto"]) + " |")
-    print("|---|" + "---:|" * (len(order) + 1))
-    for label, sel, ref in (("teacher / scratch at p = 0", r.level == 0, "scratch"),
-                            (f"teacher / oracle at p = {top:g}, replace", (r.level == top) &
-                             r.name.str.endswith("replace"), "oracle"),
-                            (f"teacher / scratch at p = {top:g}, resample", (r.level == top) &
-                             r.name.str.endswith("resample"), "scratch")):
-        g = r[sel]
-        if len(g):
-            print(f"| {label} | " + " | ".join(f"{np.exp(np.mean(np.log(g[k] / g[ref]))):.3f}"
-                                                for k in order + ["auto"]) + " |")
-    print(f"\n{len(df)} teachers in {time.perf_counter() - start:.0f} s, {args.threads} threads")
+    report(df, args.kinds, max(args.levels), args.methods)
+    if not args.teachers_only:
+        check_committed(df)
+    n_teachers = int((df.model == "teacher").sum())
+    print(f"\n{n_teachers} teachers and {len(df) - n_teachers} students in {time.perf_counter() - start:.0f} s, "
+          f"{args.threads} threads")
 
 
 if __name__ == "__main__":

@@ -431,3 +431,21 @@ def test_auto_drops_a_candidate_that_fails_and_fails_only_when_all_do(group, mon
     monkeypatch.setattr(tree_teacher, "gbdt_problem", misconfigured)
     with pytest.raises(ValueError, match="teacher.gbdt.loss"):
         train_teachers(ds, noisies, cfg, seeds, "cpu")
+
+
+def test_a_candidate_config_trains_alone_what_auto_trains_as_that_candidate(group):
+    """``candidate_config`` (what benchmarks/teacher_kinds.py trains each kind with) gives, trained alone, the
+    teacher ``kind: auto`` trained as that candidate: the same validation error, kind by kind."""
+    from kdreg.teacher_kinds import candidate_config
+    ds, noisies, seeds = group
+    cfg = {**TEACHER, "loss": "tukey", "kind": "auto", "auto_kinds": ["network", "ensemble", "gbdt"],
+           "ensemble_size": 2, "gbdt": {"max_iter": 20}}
+    assert "gbdt" not in candidate_config(cfg, "network") and "ensemble_size" not in candidate_config(cfg, "network")
+    trees = candidate_config(cfg, "gbdt")
+    assert (trees["kind"], trees["loss"], trees["gbdt"]) == ("gbdt", "mse", {"max_iter": 20})  # the trees' own loss
+    assert "auto_kinds" not in trees and candidate_config(cfg, "ensemble")["ensemble_size"] == 2
+    errors = train_teacher(ds, noisies[1], cfg, seeds[1], "cpu").metrics["teacher_kind_val_errors"]
+    for kind in ("network", "ensemble", "gbdt"):
+        alone = train_teacher(ds, noisies[1], candidate_config(cfg, kind), seeds[1], "cpu")
+        assert errors[kind] == pytest.approx(validation_error(alone, ds, noisies[1]), abs=1e-9)
+    assert len({round(e, 6) for e in errors.values()}) == 3  # three different teachers, not one thrice

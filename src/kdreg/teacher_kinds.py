@@ -80,6 +80,19 @@ def validation_error(result, dataset: Dataset, noisy: NoisyLabels) -> float:
     return float(np.median(np.sqrt(((result.t_dev[dataset.val] - noisy.y[dataset.val]) ** 2).sum(axis=1))))
 
 
+def candidate_config(config: dict, kind: str) -> dict:
+    """The teacher config ``kind: auto`` trains its candidate ``kind`` with: the auto settings dropped, and each
+    kind's own settings kept for that kind only."""
+    cfg = {**{k: v for k, v in config.items() if k not in ("kind", "auto_kinds")}, "kind": kind}
+    if kind != "ensemble":
+        cfg.pop("ensemble_size", None)
+    if kind == "gbdt":  # trees take their loss from teacher.gbdt.loss
+        cfg.update(loss="mse", refine_loss=None)
+    else:
+        cfg.pop("gbdt", None)
+    return cfg
+
+
 def train_auto(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int], train_many, train_one,
                **how) -> list:
     """``kind: auto``: every kind of ``auto_kinds`` for every model; each keeps the kind with the lowest
@@ -90,16 +103,9 @@ def train_auto(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds
         if not kinds:
             raise ValueError("teacher.auto_kinds: gbdt alone, and trees read tables, not images; add network or "
                              "ensemble")
-    base = {k: v for k, v in config.items() if k not in ("kind", "auto_kinds")}
     trained = {}
     for kind in kinds:
-        cfg = {**base, "kind": kind}
-        if kind != "ensemble":
-            cfg.pop("ensemble_size", None)
-        if kind == "gbdt":  # trees take their loss from teacher.gbdt.loss
-            cfg.update(loss="mse", refine_loss=None)
-        else:
-            cfg.pop("gbdt", None)
+        cfg = candidate_config(config, kind)
         try:
             trained[kind] = train_many(dataset, noisies, cfg, seeds, **how)
         except AllRowsRejected:  # a refit that kept no row: that candidate drops out for that model only
