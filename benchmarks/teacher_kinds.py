@@ -51,19 +51,12 @@ def auto_sets(kinds: list[str]) -> dict[str, list[str]]:
 
 
 def train_kind_teachers(ds, noisies, cfg, seeds) -> list:
-    """Every model's teacher of one kind; a model whose refit kept no row gets None (that candidate drops out)."""
+    """Every model's teacher of one kind, as ``kind: auto`` trains a candidate; None where a model's refit kept no
+    row (that kind drops out for that model)."""
     from kdreg.teacher import train_teacher, train_teachers
-    from kdreg.teacher_kinds import AllRowsRejected
-    try:
-        return train_teachers(ds, noisies, cfg, seeds, "cpu")
-    except AllRowsRejected:  # one model's refit failed: one at a time, as kind auto does
-        out = []
-        for noisy, seed in zip(noisies, seeds):
-            try:
-                out.append(train_teacher(ds, noisy, cfg, seed, "cpu"))
-            except AllRowsRejected:
-                out.append(None)
-        return out
+    from kdreg.teacher_kinds import AllRowsRejected, train_candidate
+    results = train_candidate(ds, noisies, cfg, seeds, train_teachers, train_teacher, device="cpu")
+    return [None if isinstance(r, AllRowsRejected) else r for r in results]
 
 
 def student_rows(ds, noisies, t_devs, p, dataset, methods, seeds, tags) -> list[dict]:
@@ -100,7 +93,7 @@ def run(args) -> pd.DataFrame:
             seeds = [s for _, s in members]
             noisies = [NoisyLabels.make(ds.y_dev, noise_kind, lvl, s, p["noise"]["spread"]) for lvl, s in members]
             tag = [{"name": name, "noise_kind": noise_kind, "level": lvl, "seed": s} for lvl, s in members]
-            t_devs, s_tags, s_noisies, s_seeds = [], [], [], []
+            distilled = []  # (tag, noisy labels, teacher predictions) of every teacher that trained
             for label in args.kinds:
                 t0 = time.perf_counter()
                 teachers = train_kind_teachers(ds, noisies, kind_config(teacher_config(p, dataset), label,
@@ -110,17 +103,15 @@ def run(args) -> pd.DataFrame:
                                  "val_error": validation_error(r, ds, noisy) if r else np.inf,
                                  "kept": (r.metrics.get("refine") or [{}])[-1].get("kept_fraction") if r else 0.0})
                     if r is not None:
-                        t_devs.append(r.t_dev)
-                        s_tags.append({**t, "kind": label})
-                        s_noisies.append(noisy)
-                        s_seeds.append(t["seed"])
+                        distilled.append(({**t, "kind": label}, noisy, r.t_dev))
                 print(f"  {name} {label}: teachers {time.perf_counter() - t0:.0f} s", flush=True)
             if args.teachers_only:
                 continue
             t0 = time.perf_counter()
             rows += student_rows(ds, noisies, [None] * len(noisies), p, dataset, REFERENCES, seeds,
                                  [{**t, "kind": "reference"} for t in tag])
-            rows += student_rows(ds, s_noisies, t_devs, p, dataset, args.methods, s_seeds, s_tags)
+            s_tags, s_noisies, t_devs = (list(c) for c in zip(*distilled))
+            rows += student_rows(ds, s_noisies, t_devs, p, dataset, args.methods, [t["seed"] for t in s_tags], s_tags)
             print(f"  {name}: {len(s_tags) * len(args.methods) + len(tag) * 2} students "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
     return pd.DataFrame(rows)
@@ -140,18 +131,25 @@ def with_auto(df: pd.DataFrame, kinds: list[str]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def committed_references(names: list[str], levels: list[float]) -> pd.Series:
-    """The committed suite's ``scratch`` and ``oracle`` test RMSE means, indexed like the report's means."""
+def committed_runs(name: str) -> pd.DataFrame | None:
+    """The committed suite's runs table of a results name (every model and seed), or None if there is none."""
+    from kdreg.layout import RESULTS
+    path = ROOT / RESULTS["runs"].format(name=name)
+    return pd.read_csv(path) if path.exists() else None
+
+
+def committed_references(df: pd.DataFrame) -> pd.Series:
+    """The committed suite's ``scratch`` and ``oracle`` test RMSE means over the levels and seeds run here, indexed
+    like the report's means."""
     out = {}
-    for name in names:
-        path = ROOT / "results" / "tables" / f"{name}.csv"
-        if path.exists():
-            t = pd.read_csv(path)
-            for level in levels:
-                for model in REFERENCES:
-                    row = t[(t.model == model) & (t.metric == "rmse") & np.isclose(t.noise_level, level)]
-                    if len(row):
-                        out[name, level, "reference", model] = float(row["mean"].iloc[0])
+    for name, mine in df.groupby("name"):
+        runs = committed_runs(name)
+        if runs is None:
+            continue
+        runs = runs[runs.model.isin(REFERENCES) & runs.seed.isin(mine.seed.unique())]
+        for (level, model), rmse in runs.groupby(["noise_level", "model"]).rmse.mean().items():
+            if np.isclose(mine.level, level).any():
+                out[name, float(level), "reference", model] = float(rmse)
     return pd.Series(out, dtype=float)
 
 
@@ -172,7 +170,7 @@ def report(df: pd.DataFrame, kinds: list[str], top: float, methods: list[str]) -
     names = sorted(df.name.unique())
     has_refs = "reference" in set(df.kind)
     if not has_refs:  # teachers only: the committed suite's scratch and oracle means (same labels and seeds)
-        means = pd.concat([means, committed_references(names, sorted(df.level.unique()))])
+        means = pd.concat([means, committed_references(df)])
     measures = [("/ scratch at p = 0", 0.0, "", "scratch"), (f"/ oracle at p = {top:g}, replace", top, "replace",
                 "oracle"), (f"/ scratch at p = {top:g}, resample", top, "resample", "scratch")]
     models = ["teacher"] + (list(methods) if has_refs else [])
@@ -217,10 +215,9 @@ def check_committed(df: pd.DataFrame) -> None:
     a refit that keeps one row more or less then drifts, so most match to print precision and a few do not."""
     close, total, worst = 0, 0, 0.0
     for name, mine in df.groupby("name"):
-        path = ROOT / "results" / "evaluation" / f"{name}_runs.csv"
-        if not path.exists():
+        runs = committed_runs(name)
+        if runs is None:
             continue
-        runs = pd.read_csv(path)
         refs = runs[runs.model.isin(REFERENCES)][["noise_level", "seed", "model", "rmse"]]
         net = runs[runs.model == "teacher"][["noise_level", "seed", "kind_network_rmse"]].rename(
             columns={"kind_network_rmse": "rmse"}).assign(model="teacher")

@@ -103,14 +103,8 @@ def train_auto(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds
         if not kinds:
             raise ValueError("teacher.auto_kinds: gbdt alone, and trees read tables, not images; add network or "
                              "ensemble")
-    trained = {}
-    for kind in kinds:
-        cfg = candidate_config(config, kind)
-        try:
-            trained[kind] = train_many(dataset, noisies, cfg, seeds, **how)
-        except AllRowsRejected:  # a refit that kept no row: that candidate drops out for that model only
-            trained[kind] = [_or_error(train_one, dataset, n, cfg, s, how.get("device", "auto"))
-                             for n, s in zip(noisies, seeds)]
+    trained = {kind: train_candidate(dataset, noisies, candidate_config(config, kind), seeds, train_many, train_one,
+                                     **how) for kind in kinds}
     chosen = []
     for i, noisy in enumerate(noisies):
         errors = {k: (float("inf") if isinstance(trained[k][i], AllRowsRejected)
@@ -130,6 +124,16 @@ def train_auto(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds
                 result.metrics[f"kind_{k}_val_error"] = errors[k]
         chosen.append(result)
     return chosen
+
+
+def train_candidate(dataset: Dataset, noisies: list[NoisyLabels], config: dict, seeds: list[int], train_many,
+                    train_one, **how) -> list:
+    """One candidate kind's teacher for every model (``train_many`` on them all); where a model's refit kept no
+    row, that model's entry is the :class:`AllRowsRejected` (the candidate drops out for that model only)."""
+    try:
+        return train_many(dataset, noisies, config, seeds, **how)
+    except AllRowsRejected:
+        return [_or_error(train_one, dataset, n, config, s, how.get("device", "auto")) for n, s in zip(noisies, seeds)]
 
 
 def _or_error(train_one, dataset: Dataset, noisy: NoisyLabels, config: dict, seed: int, device: str):
