@@ -78,3 +78,16 @@ def test_only_the_pipeline_layer_imports_the_layout():
 def test_no_module_over_400_lines():
     sizes = {p.name: len(p.read_text().splitlines()) for p in deps.SRC.glob("*.py")}
     assert {name: n for name, n in sizes.items() if n > 400} == {}
+
+
+def test_cached_import_reading_equals_a_fresh_walk_and_hands_out_copies():
+    # The workflow asks deps for every rule's sources; the per-module and per-command caches must give what a walk
+    # of the sources gives, and a caller that edits its list must not edit the next caller's.
+    for module in MODULES:
+        assert deps._module_imports(module) == deps._imported([deps._tree(module)]), module
+    first = deps.command_modules("train-teachers")
+    assert "kdreg.teacher" in first and "kdreg.trainer" in first
+    first.append("kdreg.not_a_module")
+    assert deps.command_modules("train-teachers") == first[:-1]
+    with pytest.raises(ValueError, match="no command"):
+        deps.command_modules("no-such-command")

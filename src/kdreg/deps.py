@@ -44,6 +44,13 @@ def _tree(name: str) -> ast.Module:
     return ast.parse(_module_file(name).read_text(), filename=str(_module_file(name)))
 
 
+@functools.lru_cache(maxsize=None)
+def _module_imports(name: str) -> frozenset[str]:
+    """:func:`_imported` of a whole module, walked once: the workflow asks for every rule's sources (~200 rules,
+    ~10 commands), and walking every module's tree per rule made Snakemake's parse ~15 s of each invocation."""
+    return frozenset(_imported([_tree(name)]))
+
+
 def closure(names) -> set[str]:
     """``names`` and every kdreg module they import, transitively (importing ``kdreg.x`` runs ``kdreg`` too)."""
     todo, seen = list(names), set()
@@ -53,7 +60,7 @@ def closure(names) -> set[str]:
             continue
         seen.add(name)
         if name != "kdreg.cli":  # the CLI counts per command (command_modules), not whole
-            todo += sorted(_imported([_tree(name)]) | {PACKAGE})
+            todo += sorted(_module_imports(name) | {PACKAGE})
     return seen
 
 
@@ -77,6 +84,11 @@ def _called(fn: ast.FunctionDef, functions: dict) -> set[str]:
 
 def command_modules(command: str) -> list[str]:
     """Every kdreg module that ``kdreg <command>`` may import, e.g. ``command_modules("corrupt")``."""
+    return list(_command_modules(command))
+
+
+@functools.lru_cache(maxsize=None)
+def _command_modules(command: str) -> tuple[str, ...]:
     functions = _cli_functions()
     handler = "cmd_" + command.replace("-", "_")
     if handler not in functions:
@@ -84,7 +96,7 @@ def command_modules(command: str) -> list[str]:
     top = [n for n in _tree("kdreg.cli").body if not isinstance(n, ast.FunctionDef)]
     used = _called(functions[handler], functions) | _called(functions["main"], functions)
     direct = _imported(top + [functions[n] for n in sorted(used)])
-    return sorted(closure(set(ENTRY) | direct))
+    return tuple(sorted(closure(set(ENTRY) | direct)))
 
 
 def command_sources(command: str, relative_to=None) -> list[str]:
