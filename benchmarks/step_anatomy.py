@@ -35,6 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from default_run_floor import square_rate, teacher_matmul_rate  # noqa: E402
+from full_run_floor import _per_row_epoch  # noqa: E402
 
 from kdreg.config import load_params  # noqa: E402
 from kdreg.losses import MSELoss, get_loss, loss_options  # noqa: E402
@@ -42,6 +43,12 @@ from kdreg.lossparts import values_checked_upstream  # noqa: E402
 from kdreg.methods import get_method  # noqa: E402
 from kdreg.models import TwoHeadOutput, create_model  # noqa: E402
 from kdreg.stacked import StackedMLP  # noqa: E402
+
+
+def _rows(params: dict) -> int:
+    """The sinusoid's training rows: what one full-batch step of a teacher or a student sees."""
+    sin = params["datasets"]["sinusoid"]
+    return int(sin["n_train"] * (1 - sin["val_fraction"]))
 
 
 def _stack(n_models: int, hidden: list[int], activation: str, seed: int) -> StackedMLP:
@@ -69,8 +76,8 @@ def _products(n_models: int, widths: list[int], n: int):
     layers = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
         if a > 1 and b > 1:
-            layers.append((i > 0, torch.randn(n_models, a, b, generator=gen), torch.randn(n_models, a, n, generator=gen),
-                           torch.randn(n_models, b, n, generator=gen), torch.randn(n_models, b, 1, generator=gen)))
+            w, h, g, bias = (torch.randn(n_models, *shape, generator=gen) for shape in ((a, b), (a, n), (b, n), (b, 1)))
+            layers.append((i > 0, w, h, g, bias))   # i > 0: the layer's input gradient is needed
 
     def step():
         for need_input, w, h, g, bias in layers:
@@ -100,7 +107,7 @@ def _timed(variants: dict, steps: int, repeats: int) -> dict[str, float]:
 def teacher(params: dict, steps: int, repeats: int) -> None:
     sin, pipe = params["datasets"]["sinusoid"], params["pipeline"]
     model, n_models = sin["teacher"]["model"], pipe["teacher_stack_size"] or 10
-    n = int(sin["n_train"] * (1 - sin["val_fraction"]))
+    n = _rows(params)
     threads = pipe["teacher_threads"]
     torch.set_num_threads(threads)
     widths = [1, *model["hidden"], 1]
@@ -109,7 +116,7 @@ def teacher(params: dict, steps: int, repeats: int) -> None:
     step = _train_step([_stack(n_models, model["hidden"], model["activation"], 0)], x, y, sin["teacher"]["train"]["lr"])
     products, product_flop = _products(n_models, widths, n)
     t = _timed({"step": step, "products": products}, steps, repeats)
-    flop = 3 * 2 * n_models * n * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    flop = n_models * n * _per_row_epoch({"in_dim": 1, "hidden": model["hidden"], "out_dim": 1})
     square, own = square_rate(threads), teacher_matmul_rate(threads, model["hidden"][1], n, n_models)
     print(f"\nTeacher step: a stack of {n_models} × {'-'.join(map(str, widths))} ({model['activation']}), {n} rows, "
           f"{threads} threads; 2048² matmul {square:.0f} GFLOP/s, the teachers' products {own:.0f} GFLOP/s\n")
@@ -131,7 +138,7 @@ def student(params: dict, steps: int, repeats: int) -> None:
     jobs = max(1, pipe["student_jobs"])
     n_methods = math.ceil(len(params["methods"]) / jobs)
     per_method = len(params["noise"]["levels"]) * params["seeds"]
-    n = int(sin["n_train"] * (1 - sin["val_fraction"]))
+    n = _rows(params)
     threads = pipe["student_threads"]
     torch.set_num_threads(threads)
     x = torch.linspace(-math.pi, math.pi, n).unsqueeze(1)
@@ -166,9 +173,8 @@ def student(params: dict, steps: int, repeats: int) -> None:
 
 
 def losses(params: dict, steps: int, repeats: int) -> None:
-    sin = params["datasets"]["sinusoid"]
     per_method = len(params["noise"]["levels"]) * params["seeds"]
-    n = int(sin["n_train"] * (1 - sin["val_fraction"]))
+    n = _rows(params)
     torch.set_num_threads(params["pipeline"]["student_threads"])
     gen = torch.Generator().manual_seed(0)
     y = torch.randn(per_method, n, 1, generator=gen)
